@@ -1,0 +1,21 @@
+//! # he-core — the cryptography of HomE
+//!
+//! Full-RNS CKKS (Cheon, Han, Kim, Kim, Song, SAC 2018) over the ring
+//! `Z_Q[X]/(X^N + 1)`, built bottom-up in layers that depend downward only:
+//!
+//! ```text
+//! math   modular arithmetic (Barrett, Shoup), NTT-friendly primes, RNS bases and fast base
+//!        conversion, negacyclic NTT (trait; tfhe-ntt backend + scalar reference), sampling
+//! ring   RNS polynomials (coefficient / evaluation form as a type parameter), arithmetic,
+//!        automorphisms, rescaling, digit decomposition
+//! ```
+//!
+//! No I/O, no GPU, no files: higher tiers plug in through traits.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod error;
+pub mod math;
+pub mod ring;
+
+pub use error::{Error, Result};

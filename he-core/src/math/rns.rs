@@ -1,0 +1,357 @@
+//! Residue number system: a basis of pairwise coprime word-size primes `q_0 .. q_{k-1}`,
+//! CRT composition with big integers (tests, decoding, debugging) and fast base conversion
+//! between bases (the ModUp / ModDown steps of hybrid key switching and exact rescaling).
+//!
+//! Fast base conversion (Bajard, Eynard, Hasan, Zucca, SAC 2016; Halevi, Polyakov, Shoup,
+//! CT-RSA 2019): for `x` given by residues `x_i` modulo the `a_i` of basis `A`,
+//!
+//! ```text
+//! Conv_{A->B}(x)_j = Σ_i [x_i · (A/a_i)^{-1}]_{a_i} · (A/a_i)   mod b_j
+//!                  = x + u·A  (mod b_j),   0 <= u < |A|
+//! ```
+//!
+//! The approximate form is what key switching needs (the `u·A` term is absorbed into noise).
+//! The exact form subtracts `v·A`, with `v = round(Σ_i y_i / a_i)` computed in floating point
+//! (HPS 2019, §2.3), and yields the centred representative of `x` mod `A` in every `b_j`.
+
+use super::modulus::Modulus;
+use super::primes::is_prime;
+use crate::{Error, Result};
+use num_bigint::{BigInt, BigUint};
+use num_traits::{One, ToPrimitive, Zero};
+
+/// An RNS basis: distinct primes with CRT constants.
+#[derive(Debug, Clone)]
+pub struct RnsBasis {
+    moduli: Vec<Modulus>,
+    product: BigUint,
+    /// Q / q_i.
+    q_hat: Vec<BigUint>,
+    /// (Q / q_i)^{-1} mod q_i, with Shoup constants.
+    q_hat_inv: Vec<(u64, u64)>,
+}
+
+impl RnsBasis {
+    /// Builds a basis from distinct primes (each `< 2^62`).
+    pub fn new(moduli: &[u64]) -> Result<Self> {
+        if moduli.is_empty() {
+            return Err(Error::InvalidParameters(
+                "an RNS basis needs at least one modulus".into(),
+            ));
+        }
+        let mut ms = Vec::with_capacity(moduli.len());
+        for (i, &q) in moduli.iter().enumerate() {
+            if !is_prime(q) {
+                return Err(Error::InvalidModulus {
+                    modulus: q,
+                    reason: "not prime".into(),
+                });
+            }
+            if moduli[..i].contains(&q) {
+                return Err(Error::InvalidModulus {
+                    modulus: q,
+                    reason: "repeated in the basis".into(),
+                });
+            }
+            ms.push(Modulus::new(q)?);
+        }
+        let product = moduli.iter().fold(BigUint::one(), |acc, &q| acc * q);
+        let mut q_hat = Vec::with_capacity(ms.len());
+        let mut q_hat_inv = Vec::with_capacity(ms.len());
+        for m in &ms {
+            let hat = &product / m.value();
+            let hat_mod = (&hat % m.value()).to_u64().unwrap_or(0);
+            let inv = m.inv(hat_mod)?;
+            q_hat.push(hat);
+            q_hat_inv.push((inv, m.shoup(inv)));
+        }
+        Ok(Self {
+            moduli: ms,
+            product,
+            q_hat,
+            q_hat_inv,
+        })
+    }
+
+    /// The moduli.
+    pub fn moduli(&self) -> &[Modulus] {
+        &self.moduli
+    }
+
+    /// Number of moduli.
+    pub fn len(&self) -> usize {
+        self.moduli.len()
+    }
+
+    /// Always false: a basis has at least one modulus.
+    pub fn is_empty(&self) -> bool {
+        self.moduli.is_empty()
+    }
+
+    /// The product `Q` of the moduli.
+    pub fn product(&self) -> &BigUint {
+        &self.product
+    }
+
+    /// log2 of the product.
+    pub fn log2_product(&self) -> f64 {
+        self.moduli.iter().map(|m| (m.value() as f64).log2()).sum()
+    }
+
+    /// Residues of `x` modulo each modulus.
+    pub fn decompose(&self, x: &BigUint) -> Vec<u64> {
+        self.moduli
+            .iter()
+            .map(|m| (x % m.value()).to_u64().unwrap_or(0))
+            .collect()
+    }
+
+    /// Residues of a signed integer.
+    pub fn decompose_signed(&self, x: &BigInt) -> Vec<u64> {
+        let q = BigInt::from(self.product.clone());
+        let r = ((x % &q) + &q) % &q;
+        self.decompose(&r.to_biguint().unwrap_or_default())
+    }
+
+    /// CRT composition: the unique `x` in `[0, Q)` with the given residues (`< q_i` each).
+    pub fn compose(&self, residues: &[u64]) -> Result<BigUint> {
+        if residues.len() != self.len() {
+            return Err(Error::LengthMismatch {
+                what: "residues",
+                expected: self.len(),
+                found: residues.len(),
+            });
+        }
+        let mut acc = BigUint::zero();
+        for ((r, m), (hat, (inv, inv_s))) in residues
+            .iter()
+            .zip(&self.moduli)
+            .zip(self.q_hat.iter().zip(&self.q_hat_inv))
+        {
+            if *r >= m.value() {
+                return Err(Error::OutOfRange {
+                    what: "residue",
+                    found: r.to_string(),
+                    allowed: format!("< {}", m.value()),
+                });
+            }
+            acc += hat * m.mul_shoup(*r, *inv, *inv_s);
+        }
+        Ok(acc % &self.product)
+    }
+
+    /// CRT composition to the centred representative in `(-Q/2, Q/2]`.
+    pub fn compose_centered(&self, residues: &[u64]) -> Result<BigInt> {
+        let x = self.compose(residues)?;
+        let half = &self.product >> 1;
+        Ok(if x > half {
+            BigInt::from(x) - BigInt::from(self.product.clone())
+        } else {
+            BigInt::from(x)
+        })
+    }
+}
+
+/// Precomputed fast base conversion from basis `A` to basis `B` (see the module docs).
+#[derive(Debug, Clone)]
+pub struct BaseConverter {
+    from: Vec<Modulus>,
+    to: Vec<Modulus>,
+    /// (A/a_i)^{-1} mod a_i with Shoup constants.
+    a_hat_inv: Vec<(u64, u64)>,
+    /// (A/a_i) mod b_j, row j.
+    a_hat_mod_b: Vec<Vec<u64>>,
+    /// A mod b_j.
+    a_mod_b: Vec<u64>,
+    /// 1 / a_i as f64.
+    a_inv_f64: Vec<f64>,
+}
+
+impl BaseConverter {
+    /// Precomputes the conversion from `from` to `to`. The two bases must be disjoint.
+    pub fn new(from: &RnsBasis, to: &[Modulus]) -> Result<Self> {
+        for b in to {
+            if from.moduli.iter().any(|a| a.value() == b.value()) {
+                return Err(Error::InvalidModulus {
+                    modulus: b.value(),
+                    reason: "appears in both bases of a conversion".into(),
+                });
+            }
+        }
+        let a_hat_mod_b = to
+            .iter()
+            .map(|b| {
+                from.q_hat
+                    .iter()
+                    .map(|h| (h % b.value()).to_u64().unwrap_or(0))
+                    .collect()
+            })
+            .collect();
+        let a_mod_b = to
+            .iter()
+            .map(|b| (from.product() % b.value()).to_u64().unwrap_or(0))
+            .collect();
+        Ok(Self {
+            from: from.moduli.clone(),
+            to: to.to_vec(),
+            a_hat_inv: from.q_hat_inv.clone(),
+            a_hat_mod_b,
+            a_mod_b,
+            a_inv_f64: from.moduli.iter().map(|m| 1.0 / m.value() as f64).collect(),
+        })
+    }
+
+    /// Source moduli.
+    pub fn from_moduli(&self) -> &[Modulus] {
+        &self.from
+    }
+
+    /// Target moduli.
+    pub fn to_moduli(&self) -> &[Modulus] {
+        &self.to
+    }
+
+    fn check(&self, input: &[u64], output: &[u64], n: usize) -> Result<()> {
+        if input.len() != self.from.len() * n {
+            return Err(Error::LengthMismatch {
+                what: "base conversion input",
+                expected: self.from.len() * n,
+                found: input.len(),
+            });
+        }
+        if output.len() != self.to.len() * n {
+            return Err(Error::LengthMismatch {
+                what: "base conversion output",
+                expected: self.to.len() * n,
+                found: output.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Approximate conversion: `output` (limb-major, `|B| x n`) receives `x + u·A mod b_j` with
+    /// `0 <= u < |A|`, for `input` limb-major `|A| x n` in coefficient form.
+    pub fn convert_approx(&self, input: &[u64], output: &mut [u64], n: usize) -> Result<()> {
+        self.check(input, output, n)?;
+        self.convert_inner(input, output, n, false);
+        Ok(())
+    }
+
+    /// Exact conversion to the centred representative of `x mod A`, in every `b_j`.
+    /// Correct unless `x` lies within `|A|·2^-52·A` of `±A/2` (floating-point rounding).
+    pub fn convert_exact(&self, input: &[u64], output: &mut [u64], n: usize) -> Result<()> {
+        self.check(input, output, n)?;
+        self.convert_inner(input, output, n, true);
+        Ok(())
+    }
+
+    fn convert_inner(&self, input: &[u64], output: &mut [u64], n: usize, exact: bool) {
+        let k = self.from.len();
+        // y_i = x_i · (A/a_i)^{-1} mod a_i, limb-major scratch.
+        let mut y = vec![0u64; k * n];
+        for (i, (m, (w, ws))) in self.from.iter().zip(&self.a_hat_inv).enumerate() {
+            let (src, dst) = (&input[i * n..(i + 1) * n], &mut y[i * n..(i + 1) * n]);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = m.mul_shoup(*s, *w, *ws);
+            }
+        }
+        let v: Vec<u64> = if exact {
+            (0..n)
+                .map(|c| {
+                    let f: f64 = (0..k)
+                        .map(|i| y[i * n + c] as f64 * self.a_inv_f64[i])
+                        .sum();
+                    f.round() as u64
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (j, b) in self.to.iter().enumerate() {
+            let row = &self.a_hat_mod_b[j];
+            let out = &mut output[j * n..(j + 1) * n];
+            // Reduce the multipliers once; accumulate 128-bit products lazily, in chunks small
+            // enough that the u128 accumulator cannot overflow (each product < 2^124).
+            for (c, o) in out.iter_mut().enumerate() {
+                let mut acc: u128 = 0;
+                for (i, h) in row.iter().enumerate() {
+                    acc += y[i * n + c] as u128 * *h as u128;
+                    if i % 15 == 14 {
+                        acc = b.reduce_u128(acc) as u128;
+                    }
+                }
+                let mut r = b.reduce_u128(acc);
+                if exact {
+                    r = b.sub(r, b.mul(b.reduce(v[c]), self.a_mod_b[j]));
+                }
+                *o = r;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::primes::ntt_primes;
+    use proptest::prelude::*;
+
+    fn basis(bits: u32, k: usize) -> RnsBasis {
+        RnsBasis::new(&ntt_primes(bits, k, 1 << 10, &[]).unwrap()).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn crt_round_trip(k in 1usize..8, bits in prop_oneof![Just(30u32), Just(50), Just(61)], seed in any::<[u64; 8]>()) {
+            let b = basis(bits, k);
+            let x = seed.iter().take(k).fold(BigUint::zero(), |acc, s| (acc << 64) + *s) % b.product();
+            let r = b.decompose(&x);
+            prop_assert_eq!(b.compose(&r).unwrap(), x);
+        }
+
+        #[test]
+        fn base_conversion_matches_bigint(ka in 1usize..6, kb in 1usize..5, seed in any::<[u64; 6]>(), n in 1usize..5) {
+            let all = ntt_primes(55, ka + kb, 1 << 10, &[]).unwrap();
+            let a = RnsBasis::new(&all[..ka]).unwrap();
+            let bmods: Vec<Modulus> = all[ka..].iter().map(|q| Modulus::new(*q).unwrap()).collect();
+            let conv = BaseConverter::new(&a, &bmods).unwrap();
+            // n coefficients, each a random integer mod A.
+            let xs: Vec<BigUint> = (0..n).map(|c| seed.iter().map(|s| s.rotate_left(c as u32 * 7)).take(ka).fold(BigUint::zero(), |acc, s| (acc << 64) + s) % a.product()).collect();
+            let mut input = vec![0u64; ka * n];
+            for (c, x) in xs.iter().enumerate() {
+                for (i, r) in a.decompose(x).into_iter().enumerate() { input[i * n + c] = r; }
+            }
+            let mut approx = vec![0u64; kb * n];
+            conv.convert_approx(&input, &mut approx, n).unwrap();
+            let mut exact = vec![0u64; kb * n];
+            conv.convert_exact(&input, &mut exact, n).unwrap();
+            let half = a.product() >> 1;
+            for (c, x) in xs.iter().enumerate() {
+                let centred = if *x > half { BigInt::from(x.clone()) - BigInt::from(a.product().clone()) } else { BigInt::from(x.clone()) };
+                for (j, b) in bmods.iter().enumerate() {
+                    let q = BigInt::from(b.value());
+                    let want = ((&centred % &q) + &q) % &q;
+                    prop_assert_eq!(BigInt::from(exact[j * n + c]), want);
+                    // approx = x + u·A mod b_j for some 0 <= u < ka
+                    let ok = (0..ka as u64).any(|u| {
+                        let v = (x + a.product() * u) % b.value();
+                        v.to_u64().unwrap() == approx[j * n + c]
+                    });
+                    prop_assert!(ok);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_bases() {
+        assert!(RnsBasis::new(&[]).is_err());
+        assert!(RnsBasis::new(&[15]).is_err());
+        assert!(RnsBasis::new(&[1032193, 1032193]).is_err());
+        let b = basis(30, 2);
+        assert!(b.compose(&[1]).is_err());
+        assert!(b.compose(&[u64::MAX, 0]).is_err());
+        let conv = BaseConverter::new(&b, b.moduli());
+        assert!(conv.is_err());
+    }
+}

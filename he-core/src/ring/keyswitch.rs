@@ -1,0 +1,227 @@
+//! Digit decomposition and basis extension for hybrid key switching
+//! (Han & Ki, CT-RSA 2020, "Better bootstrapping for approximate HE", §3; the GHS special-prime
+//! technique of Gentry, Halevi, Smart 2012 generalised to `dnum` digits).
+//!
+//! The ciphertext modulus `Q_l = q_0 ⋯ q_l` is split into `β = ⌈(l+1)/α⌉` digits of `α`
+//! consecutive primes, `D_j = q_{jα} ⋯ q_{jα+α-1}`; the special modulus `P = p_0 ⋯ p_{k-1}`
+//! satisfies `P ≳ max D_j` for the noise to stay small. For `d ∈ R_{Q_l}`:
+//!
+//! - **ModUp** extends each digit `[d]_{D_j}` from `D_j` to `Q_l ∪ P` by fast base conversion;
+//! - the key-switching key supplies, per digit, an RLWE encryption of `P·(Q/D_j)·[(Q/D_j)^{-1}]_{D_j}·s'`;
+//!   the inner product of extended digits and key parts gives a ciphertext over `Q_l P`;
+//! - **ModDown** divides by `P` with rounding: `(x - Conv_{P->Q_l}([x]_P)) · P^{-1} mod q_i`.
+
+use super::{Coeff, Eval, Poly, RingContext};
+use crate::math::{BaseConverter, Modulus, RnsBasis};
+use crate::{Error, Result};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// A polynomial over `Q_l ∪ P`, kept as its two parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolyQP<R: super::Representation = Eval> {
+    /// Residues modulo `q_0 .. q_l`.
+    pub q: Poly<R>,
+    /// Residues modulo `p_0 .. p_{k-1}`.
+    pub p: Poly<R>,
+}
+
+/// Precomputed constants of hybrid key switching for a chain `Q` and special primes `P`.
+#[derive(Debug)]
+pub struct KeySwitchBasis {
+    ring_q: Arc<RingContext>,
+    ring_p: Arc<RingContext>,
+    alpha: usize,
+    /// `mod_up[l][j]`: conversion from digit `j` of level `l` to the rest of `Q_l` and `P`.
+    mod_up: Vec<Vec<BaseConverter>>,
+    /// `mod_down[l]`: conversion from `P` to `Q_l`.
+    mod_down: Vec<BaseConverter>,
+    /// `P^{-1} mod q_i`, with Shoup constants.
+    p_inv: Vec<(u64, u64)>,
+    /// `P mod q_i`.
+    p_mod_q: Vec<u64>,
+}
+
+impl KeySwitchBasis {
+    /// Precomputes the constants for digits of `alpha` primes.
+    pub fn new(ring_q: Arc<RingContext>, ring_p: Arc<RingContext>, alpha: usize) -> Result<Self> {
+        if ring_q.degree() != ring_p.degree() {
+            return Err(Error::LengthMismatch {
+                what: "degree of P ring",
+                expected: ring_q.degree(),
+                found: ring_p.degree(),
+            });
+        }
+        let lq = ring_q.max_limbs();
+        if alpha == 0 || alpha > lq {
+            return Err(Error::OutOfRange {
+                what: "primes per digit (alpha)",
+                found: alpha.to_string(),
+                allowed: format!("1..={lq}"),
+            });
+        }
+        let q_vals: Vec<u64> = ring_q.moduli().iter().map(Modulus::value).collect();
+        let p_vals: Vec<u64> = ring_p.moduli().iter().map(Modulus::value).collect();
+        if let Some(dup) = p_vals.iter().find(|p| q_vals.contains(p)) {
+            return Err(Error::InvalidModulus {
+                modulus: *dup,
+                reason: "appears in both Q and P".into(),
+            });
+        }
+        let p_basis = RnsBasis::new(&p_vals)?;
+        let mut mod_up = Vec::with_capacity(lq);
+        let mut mod_down = Vec::with_capacity(lq);
+        for l in 0..lq {
+            let digits = (l + 1).div_ceil(alpha);
+            let mut row = Vec::with_capacity(digits);
+            for j in 0..digits {
+                let (lo, hi) = (j * alpha, ((j + 1) * alpha).min(l + 1));
+                let from = RnsBasis::new(&q_vals[lo..hi])?;
+                let to: Vec<Modulus> = ring_q.moduli()[..lo]
+                    .iter()
+                    .chain(&ring_q.moduli()[hi..=l])
+                    .chain(ring_p.moduli())
+                    .copied()
+                    .collect();
+                row.push(BaseConverter::new(&from, &to)?);
+            }
+            mod_up.push(row);
+            mod_down.push(BaseConverter::new(&p_basis, &ring_q.moduli()[..=l])?);
+        }
+        let mut p_inv = Vec::with_capacity(lq);
+        let mut p_mod_q = Vec::with_capacity(lq);
+        for m in ring_q.moduli() {
+            let pm = p_vals.iter().fold(1u64, |acc, p| m.mul(acc, m.reduce(*p)));
+            let inv = m.inv(pm)?;
+            p_inv.push((inv, m.shoup(inv)));
+            p_mod_q.push(pm);
+        }
+        Ok(Self {
+            ring_q,
+            ring_p,
+            alpha,
+            mod_up,
+            mod_down,
+            p_inv,
+            p_mod_q,
+        })
+    }
+
+    /// The ring of the ciphertext modulus chain `Q`.
+    pub fn ring_q(&self) -> &Arc<RingContext> {
+        &self.ring_q
+    }
+
+    /// The ring of the special primes `P`.
+    pub fn ring_p(&self) -> &Arc<RingContext> {
+        &self.ring_p
+    }
+
+    /// Primes per digit, `α`.
+    pub fn alpha(&self) -> usize {
+        self.alpha
+    }
+
+    /// Number of digits at level `l`: `⌈(l+1)/α⌉`.
+    pub fn digits(&self, level: usize) -> usize {
+        (level + 1).div_ceil(self.alpha)
+    }
+
+    /// Number of digits at the top level (`dnum`).
+    pub fn dnum(&self) -> usize {
+        self.digits(self.ring_q.max_limbs() - 1)
+    }
+
+    /// `P mod q_i` for each prime of `Q`.
+    pub fn p_mod_q(&self) -> &[u64] {
+        &self.p_mod_q
+    }
+
+    /// Range of `Q` primes forming digit `j`, at level `level`.
+    pub fn digit_range(&self, level: usize, j: usize) -> std::ops::Range<usize> {
+        (j * self.alpha)..((j + 1) * self.alpha).min(level + 1)
+    }
+
+    /// ModUp of digit `j` of `d` (given both in coefficient form, `d_coeff`, and evaluation form,
+    /// `d_eval`, at the same level): returns `[d]_{D_j}` extended to `Q_l ∪ P`, evaluation form.
+    /// The digit's own limbs are copied from `d_eval`; the others are converted and transformed.
+    pub fn mod_up(&self, d_coeff: &Poly<Coeff>, d_eval: &Poly<Eval>, j: usize) -> Result<PolyQP> {
+        let level = d_coeff.level();
+        if d_eval.level() != level {
+            return Err(Error::LevelMismatch {
+                left_what: "coefficient form",
+                left: level,
+                right_what: "evaluation form",
+                right: d_eval.level(),
+            });
+        }
+        let row = self.mod_up.get(level).ok_or(Error::OutOfRange {
+            what: "level",
+            found: level.to_string(),
+            allowed: format!("< {}", self.mod_up.len()),
+        })?;
+        let conv = row.get(j).ok_or(Error::OutOfRange {
+            what: "digit",
+            found: j.to_string(),
+            allowed: format!("< {}", row.len()),
+        })?;
+        let n = self.ring_q.degree();
+        let range = self.digit_range(level, j);
+        let k = self.ring_p.max_limbs();
+        let others = level + 1 - range.len();
+        let mut converted = vec![0u64; (others + k) * n];
+        conv.convert_approx(
+            &d_coeff.as_slice()[range.start * n..range.end * n],
+            &mut converted,
+            n,
+        )?;
+        // Assemble the Q part: converted limbs outside the digit, original limbs inside.
+        let mut q = Poly::<Eval>::zero(n, level + 1);
+        {
+            let dst = q.as_mut_slice();
+            dst[..range.start * n].copy_from_slice(&converted[..range.start * n]);
+            dst[range.start * n..range.end * n]
+                .copy_from_slice(&d_eval.as_slice()[range.start * n..range.end * n]);
+            dst[range.end * n..].copy_from_slice(&converted[range.start * n..others * n]);
+        }
+        // Forward NTT of the converted Q limbs only.
+        {
+            let dst = q.as_mut_slice();
+            let (before, rest) = dst.split_at_mut(range.start * n);
+            self.ring_q.ntt_limbs(before, 0, true);
+            let after = &mut rest[range.len() * n..];
+            self.ring_q.ntt_limbs(after, range.end, true);
+        }
+        let mut p = Poly::<Eval>::zero(n, k);
+        p.as_mut_slice().copy_from_slice(&converted[others * n..]);
+        self.ring_p.ntt_limbs(p.as_mut_slice(), 0, true);
+        Ok(PolyQP { q, p })
+    }
+
+    /// ModDown: `round(x / P)` over `Q_l` for `x` over `Q_l ∪ P` in evaluation form.
+    pub fn mod_down(&self, x: PolyQP) -> Result<Poly<Eval>> {
+        let PolyQP { q: mut xq, p: xp } = x;
+        let level = xq.level();
+        let conv = self.mod_down.get(level).ok_or(Error::OutOfRange {
+            what: "level",
+            found: level.to_string(),
+            allowed: format!("< {}", self.mod_down.len()),
+        })?;
+        let n = self.ring_q.degree();
+        let xp = self.ring_p.to_coeff(xp)?;
+        let mut c = vec![0u64; (level + 1) * n];
+        conv.convert_approx(xp.as_slice(), &mut c, n)?;
+        self.ring_q.ntt_limbs(&mut c, 0, true);
+        xq.as_mut_slice()
+            .par_chunks_mut(n)
+            .zip(c.par_chunks(n))
+            .zip(self.ring_q.moduli())
+            .zip(&self.p_inv)
+            .for_each(|(((x, c), m), (w, ws))| {
+                for (x, c) in x.iter_mut().zip(c) {
+                    *x = m.mul_shoup(m.sub(*x, *c), *w, *ws);
+                }
+            });
+        Ok(xq)
+    }
+}
