@@ -14,8 +14,10 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod ckks;
 pub mod error;
 pub mod math;
 pub mod ring;
+pub mod rlwe;
 
 pub use error::{Error, Result};

@@ -6,10 +6,16 @@
 //! consecutive primes, `D_j = q_{jα} ⋯ q_{jα+α-1}`; the special modulus `P = p_0 ⋯ p_{k-1}`
 //! satisfies `P ≳ max D_j` for the noise to stay small. For `d ∈ R_{Q_l}`:
 //!
-//! - **ModUp** extends each digit `[d]_{D_j}` from `D_j` to `Q_l ∪ P` by fast base conversion;
+//! - **ModUp** extends each digit `[d]_{D_j}` from `D_j` to `Q_l ∪ P` by fast base conversion,
+//!   lifting the *centred* representative (exact conversion): a lift in `[0, D_j)` has mean
+//!   `D_j/2`, and the key-switching noise `Σ_j d̃_j·e_j / P` would then carry the all-ones
+//!   polynomial, whose canonical embedding concentrates it in a few slots;
 //! - the key-switching key supplies, per digit, an RLWE encryption of `P·(Q/D_j)·[(Q/D_j)^{-1}]_{D_j}·s'`;
 //!   the inner product of extended digits and key parts gives a ciphertext over `Q_l P`;
-//! - **ModDown** divides by `P` with rounding: `(x - Conv_{P->Q_l}([x]_P)) · P^{-1} mod q_i`.
+//! - **ModDown** divides by `P` with rounding: `(x - Conv_{P->Q_l}([x]_P)) · P^{-1} mod q_i`, with
+//!   `[x]_P` the *centred* remainder (exact conversion), so the result is `round(x/P)` with no
+//!   bias; a floor-style remainder in `[0, P)` would add `-1/2` to every coefficient, which the
+//!   canonical embedding sums coherently into slot 0.
 
 use super::{Coeff, Eval, Poly, RingContext};
 use crate::math::{BaseConverter, Modulus, RnsBasis};
@@ -142,7 +148,7 @@ impl KeySwitchBasis {
         (j * self.alpha)..((j + 1) * self.alpha).min(level + 1)
     }
 
-    /// ModUp of digit `j` of `d` (given both in coefficient form, `d_coeff`, and evaluation form,
+    /// ModUp of digit `j` of `d` (centred lift) (given both in coefficient form, `d_coeff`, and evaluation form,
     /// `d_eval`, at the same level): returns `[d]_{D_j}` extended to `Q_l ∪ P`, evaluation form.
     /// The digit's own limbs are copied from `d_eval`; the others are converted and transformed.
     pub fn mod_up(&self, d_coeff: &Poly<Coeff>, d_eval: &Poly<Eval>, j: usize) -> Result<PolyQP> {
@@ -170,7 +176,7 @@ impl KeySwitchBasis {
         let k = self.ring_p.max_limbs();
         let others = level + 1 - range.len();
         let mut converted = vec![0u64; (others + k) * n];
-        conv.convert_approx(
+        conv.convert_exact(
             &d_coeff.as_slice()[range.start * n..range.end * n],
             &mut converted,
             n,
@@ -199,6 +205,7 @@ impl KeySwitchBasis {
     }
 
     /// ModDown: `round(x / P)` over `Q_l` for `x` over `Q_l ∪ P` in evaluation form.
+    /// (Exact to within the floating-point tie margin of [`BaseConverter::convert_exact`].)
     pub fn mod_down(&self, x: PolyQP) -> Result<Poly<Eval>> {
         let PolyQP { q: mut xq, p: xp } = x;
         let level = xq.level();
@@ -210,7 +217,7 @@ impl KeySwitchBasis {
         let n = self.ring_q.degree();
         let xp = self.ring_p.to_coeff(xp)?;
         let mut c = vec![0u64; (level + 1) * n];
-        conv.convert_approx(xp.as_slice(), &mut c, n)?;
+        conv.convert_exact(xp.as_slice(), &mut c, n)?;
         self.ring_q.ntt_limbs(&mut c, 0, true);
         xq.as_mut_slice()
             .par_chunks_mut(n)

@@ -127,7 +127,7 @@ proptest! {
         for j in 0..ks.digits(level) {
             let range = ks.digit_range(level, j);
             let up = ks.mod_up(&d, &d_eval, j).unwrap();
-            // Residues of the digit [d]_{D_j} in every modulus, up to u·D_j with u < alpha.
+            // Residues of the centred digit [d]_{D_j} in every modulus.
             let dj = RnsBasis::new(&q_vals[range.clone()]).unwrap();
             let dj_prod = BigInt::from(dj.product().clone());
             let upq = rq.to_coeff(up.q.clone()).unwrap();
@@ -137,9 +137,29 @@ proptest! {
                 let x = BigInt::from(dj.compose(&res).unwrap());
                 let mut got: Vec<u64> = (0..ql).map(|i| upq.as_slice()[i * n + c]).collect();
                 got.extend((0..2).map(|i| upp.as_slice()[i * n + c]));
-                let ok = (0..alpha as i64).any(|u| all_basis.decompose_signed(&(&x + &dj_prod * u)) == got);
-                prop_assert!(ok);
+                let centred = if &x * 2 > dj_prod { &x - &dj_prod } else { x.clone() };
+                prop_assert_eq!(all_basis.decompose_signed(&centred), got);
             }
+        }
+        // ModDown(x) = round(x / P) for x over Q_l ∪ P (big-integer reference).
+        let x = PolyQP { q: d_eval.clone(), p: rp.to_eval(random_poly(&rp, 2, seed ^ 0x55)).unwrap() };
+        let xq_c = rq.to_coeff(x.q.clone()).unwrap();
+        let xp_c = rp.to_coeff(x.p.clone()).unwrap();
+        let down = rq.to_coeff(ks.mod_down(x).unwrap()).unwrap();
+        let p_prod = BigInt::from(RnsBasis::new(&p_vals).unwrap().product().clone());
+        let q_prod = BigInt::from(rq.basis(ql).unwrap().product().clone());
+        for c in 0..n {
+            let mut res: Vec<u64> = (0..ql).map(|i| xq_c.as_slice()[i * n + c]).collect();
+            res.extend((0..2).map(|i| xp_c.as_slice()[i * n + c]));
+            let xv = all_basis.compose_centered(&res).unwrap();
+            let t: BigInt = xv * 2 + &p_prod;
+            let d: BigInt = &p_prod * 2;
+            let mut r: BigInt = &t / &d;
+            let rem: BigInt = &t % &d;
+            if rem.is_negative() { r -= 1; }
+            let want = ((r % &q_prod) + &q_prod) % &q_prod;
+            let got: Vec<u64> = (0..ql).map(|i| down.as_slice()[i * n + c]).collect();
+            prop_assert_eq!(BigInt::from(rq.basis(ql).unwrap().compose(&got).unwrap()), want);
         }
         // ModDown(x·P) = x exactly.
         let mut xp = d_eval.clone();

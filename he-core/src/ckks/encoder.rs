@@ -1,0 +1,253 @@
+//! The CKKS encoder: complex vectors of up to `N/2` slots <-> integer polynomials, through the
+//! canonical embedding (Cheon, Kim, Kim, Song, ASIACRYPT 2017, §3.2–3.3).
+//!
+//! Slot `j` is the evaluation at `ζ^(5^j)`, `ζ = e^(iπ/N)`, so that the automorphism
+//! `X -> X^(5^r)` rotates the slots left by `r` and `X -> X^(-1)` conjugates them. With
+//! `u_k = m_k + i·m_(k+N/2)` the evaluation is a length-`N/2` transform over the rotation group,
+//! computed by the "special FFT" of HEAAN (Cheon et al. 2018, `fftSpecial` / `fftSpecialInv`),
+//! `O(N log N)` in `f64`.
+//!
+//! Decoding composes the residues of each coefficient exactly (fast base conversion with
+//! floating-point correction, HPS 2019) into two auxiliary 61-bit primes and then into an
+//! `i128`, which is exact whenever the centred coefficient is below `2^121` in magnitude.
+
+use super::ciphertext::Plaintext;
+use crate::math::primes::ntt_primes;
+use crate::math::{BaseConverter, Modulus, RnsBasis};
+use crate::ring::Coeff;
+use crate::rlwe::Parameters;
+use crate::{Error, Result};
+use num_complex::Complex64;
+use std::sync::Arc;
+
+/// Encoder for one parameter set (precomputed roots, rotation group and decoding bases).
+#[derive(Debug)]
+pub struct Encoder {
+    params: Arc<Parameters>,
+    /// `5^j mod 2N`, `j < N/2`.
+    rot_group: Vec<u64>,
+    /// `e^(2πi k / 2N)`, `k = 0..=2N`.
+    ksi: Vec<Complex64>,
+    /// Per level: exact conversion from `Q_l` to the two auxiliary primes.
+    to_aux: Vec<BaseConverter>,
+    aux: [Modulus; 2],
+}
+
+impl Encoder {
+    /// Precomputes the tables.
+    pub fn new(params: &Arc<Parameters>) -> Result<Self> {
+        let n = params.degree();
+        let m = 2 * n;
+        let slots = n / 2;
+        let mut rot_group = Vec::with_capacity(slots);
+        let mut g = 1u64;
+        for _ in 0..slots {
+            rot_group.push(g);
+            g = g * 5 % m as u64;
+        }
+        let ksi = (0..=m)
+            .map(|k| {
+                let a = 2.0 * std::f64::consts::PI * k as f64 / m as f64;
+                Complex64::new(a.cos(), a.sin())
+            })
+            .collect();
+        let mut exclude: Vec<u64> = params.q().to_vec();
+        exclude.extend_from_slice(params.p());
+        let aux_vals = ntt_primes(61, 2, n, &exclude)?;
+        let aux = [Modulus::new(aux_vals[0])?, Modulus::new(aux_vals[1])?];
+        let to_aux = (1..=params.q().len())
+            .map(|l| BaseConverter::new(&RnsBasis::new(&params.q()[..l])?, &aux))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            params: params.clone(),
+            rot_group,
+            ksi,
+            to_aux,
+            aux,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Arc<Parameters> {
+        &self.params
+    }
+
+    /// Number of slots, `N/2`.
+    pub fn slots(&self) -> usize {
+        self.params.slots()
+    }
+
+    fn fft_special(&self, vals: &mut [Complex64]) {
+        let size = vals.len();
+        let m = 2 * self.params.degree();
+        bit_reverse_permute(vals);
+        let mut len = 2;
+        while len <= size {
+            let (lenh, lenq) = (len / 2, len * 4);
+            for i in (0..size).step_by(len) {
+                for j in 0..lenh {
+                    let idx = (self.rot_group[j] as usize % lenq) * (m / lenq);
+                    let u = vals[i + j];
+                    let v = vals[i + j + lenh] * self.ksi[idx];
+                    vals[i + j] = u + v;
+                    vals[i + j + lenh] = u - v;
+                }
+            }
+            len *= 2;
+        }
+    }
+
+    fn fft_special_inv(&self, vals: &mut [Complex64]) {
+        let size = vals.len();
+        let m = 2 * self.params.degree();
+        let mut len = size;
+        while len >= 2 {
+            let (lenh, lenq) = (len / 2, len * 4);
+            for i in (0..size).step_by(len) {
+                for j in 0..lenh {
+                    let idx = (lenq - (self.rot_group[j] as usize % lenq)) * (m / lenq);
+                    let u = vals[i + j] + vals[i + j + lenh];
+                    let v = (vals[i + j] - vals[i + j + lenh]) * self.ksi[idx];
+                    vals[i + j] = u;
+                    vals[i + j + lenh] = v;
+                }
+            }
+            len /= 2;
+        }
+        bit_reverse_permute(vals);
+        let inv = 1.0 / size as f64;
+        vals.iter_mut().for_each(|v| *v *= inv);
+    }
+
+    fn check_level_scale(&self, level: usize, scale: f64) -> Result<()> {
+        if level > self.params.max_level() {
+            return Err(Error::OutOfRange {
+                what: "level",
+                found: level.to_string(),
+                allowed: format!("0..={}", self.params.max_level()),
+            });
+        }
+        if !(scale.is_finite() && scale >= 1.0) {
+            return Err(Error::OutOfRange {
+                what: "scale",
+                found: scale.to_string(),
+                allowed: "finite, >= 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes up to `N/2` complex values at `level` with scale `scale` (missing slots are 0).
+    pub fn encode_complex(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext> {
+        self.check_level_scale(level, scale)?;
+        let slots = self.slots();
+        if values.len() > slots {
+            return Err(Error::OutOfRange {
+                what: "number of values",
+                found: values.len().to_string(),
+                allowed: format!("<= {slots} slots"),
+            });
+        }
+        if let Some(bad) = values
+            .iter()
+            .find(|v| !(v.re.is_finite() && v.im.is_finite()))
+        {
+            return Err(Error::OutOfRange {
+                what: "value",
+                found: bad.to_string(),
+                allowed: "finite".into(),
+            });
+        }
+        let mut u = vec![Complex64::new(0.0, 0.0); slots];
+        u[..values.len()].copy_from_slice(values);
+        self.fft_special_inv(&mut u);
+        let n = self.params.degree();
+        let mut coeffs = vec![0i128; n];
+        let limit = 2f64.powi(126);
+        for (k, v) in u.iter().enumerate() {
+            let (re, im) = ((v.re * scale).round(), (v.im * scale).round());
+            if re.abs() >= limit || im.abs() >= limit {
+                return Err(Error::OutOfRange {
+                    what: "value times scale",
+                    found: format!("{:e}", re.abs().max(im.abs())),
+                    allowed: "< 2^126".into(),
+                });
+            }
+            coeffs[k] = re as i128;
+            coeffs[k + slots] = im as i128;
+        }
+        let rq = self.params.ring_q();
+        let poly = rq.to_eval(rq.from_i128(&coeffs, level + 1)?)?;
+        Ok(Plaintext::new(poly, scale, self.params.hash()))
+    }
+
+    /// Encodes real values (imaginary parts zero).
+    pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let c: Vec<Complex64> = values.iter().map(|v| Complex64::new(*v, 0.0)).collect();
+        self.encode_complex(&c, level, scale)
+    }
+
+    /// Decodes all `N/2` slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>> {
+        self.params.check_hash(pt.params_hash())?;
+        let rq = self.params.ring_q();
+        let coeff = rq.to_coeff(pt.poly().clone())?;
+        let values = self.centred_f64(&coeff)?;
+        let slots = self.slots();
+        let inv = 1.0 / pt.scale();
+        let mut u: Vec<Complex64> = (0..slots)
+            .map(|k| Complex64::new(values[k] * inv, values[k + slots] * inv))
+            .collect();
+        self.fft_special(&mut u);
+        Ok(u)
+    }
+
+    /// Decodes the real parts of all slots.
+    pub fn decode(&self, pt: &Plaintext) -> Result<Vec<f64>> {
+        Ok(self.decode_complex(pt)?.into_iter().map(|c| c.re).collect())
+    }
+
+    /// Centred coefficients as `f64`, exactly composed through the auxiliary primes.
+    fn centred_f64(&self, p: &crate::ring::Poly<Coeff>) -> Result<Vec<f64>> {
+        let n = self.params.degree();
+        let limbs = p.limbs();
+        if limbs == 1 {
+            let m = self.params.ring_q().moduli()[0];
+            return Ok(p.as_slice().iter().map(|x| m.center(*x) as f64).collect());
+        }
+        let conv = &self.to_aux[limbs - 1];
+        let mut out = vec![0u64; 2 * n];
+        conv.convert_exact(p.as_slice(), &mut out, n)?;
+        let [a, b] = self.aux;
+        // CRT of (r_a, r_b) into (-ab/2, ab/2]: x = r_a + a·[(r_b - r_a)·a^{-1}]_b.
+        let a_inv_b = b.inv(b.reduce(a.value()))?;
+        let ab = a.value() as i128 * b.value() as i128;
+        Ok((0..n)
+            .map(|c| {
+                let (ra, rb) = (out[c], out[n + c]);
+                let t = b.mul(b.sub(rb, b.reduce(ra)), a_inv_b);
+                let mut x = ra as i128 + a.value() as i128 * t as i128;
+                if x > ab / 2 {
+                    x -= ab;
+                }
+                x as f64
+            })
+            .collect())
+    }
+}
+
+fn bit_reverse_permute(v: &mut [Complex64]) {
+    let n = v.len();
+    let bits = n.trailing_zeros();
+    for i in 0..n {
+        let j = crate::math::ntt::bit_reverse(i, bits);
+        if i < j {
+            v.swap(i, j);
+        }
+    }
+}

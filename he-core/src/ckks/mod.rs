@@ -1,0 +1,18 @@
+//! Full-RNS CKKS (Cheon, Han, Kim, Kim, Song, SAC 2018) on the ring and RLWE layers:
+//! encoder, encryption, and the evaluator with hybrid key switching, hoisted rotations and
+//! BSGS linear transforms.
+
+pub mod ciphertext;
+pub mod encoder;
+pub mod encryptor;
+pub mod evaluator;
+pub mod precision;
+
+pub use ciphertext::{Ciphertext, Plaintext};
+pub use encoder::Encoder;
+pub use encryptor::{Decryptor, Encryptor};
+pub use evaluator::Evaluator;
+pub use precision::PrecisionStats;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! Generation of key-switching keys (relinearization, Galois, conjugation) and the in-memory
+//! evaluation-key set.
+
+use super::keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey};
+use super::secret::SecretKey;
+use crate::math::Prng;
+use crate::ring::{zeroed_limbs, Eval, Poly};
+use crate::{Error, Result};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Galois element of a left rotation by `steps` slots: `5^steps mod 2N` (negative steps rotate
+/// right), the generator convention of CKKS slot order.
+pub fn galois_element_for_rotation(n: usize, steps: i64) -> u64 {
+    let two_n = 2 * n as u64;
+    let half = (n / 2) as i64;
+    let e = steps.rem_euclid(half) as u64;
+    let m = (two_n as u128, 5u128);
+    let mut acc = 1u128;
+    let mut base = m.1;
+    let mut k = e;
+    while k > 0 {
+        if k & 1 == 1 {
+            acc = acc * base % m.0;
+        }
+        base = base * base % m.0;
+        k >>= 1;
+    }
+    acc as u64
+}
+
+/// Galois element of complex conjugation: `2N - 1` (`X -> X^{-1}`).
+pub fn galois_element_conjugate(n: usize) -> u64 {
+    2 * n as u64 - 1
+}
+
+/// Generates key-switching keys for one secret key. The uniform halves `a_j` are expanded from
+/// a per-key seed (so a key can be stored seeded, about half the size).
+pub struct KeyGenerator<'a> {
+    sk: &'a SecretKey,
+}
+
+impl<'a> KeyGenerator<'a> {
+    /// A generator for `sk`.
+    pub fn new(sk: &'a SecretKey) -> Self {
+        Self { sk }
+    }
+
+    /// The relinearization key (`s^2 -> s`).
+    pub fn relinearization_key(&self) -> Result<KeySwitchKey> {
+        let rq = self.sk.params().ring_q();
+        let rp = self.sk.params().ring_p();
+        let s2q = rq.mul(&self.sk.s_q, &self.sk.s_q)?;
+        let s2p = rp.mul(&self.sk.s_p, &self.sk.s_p)?;
+        self.switching_key(&s2q, &s2p, KeyKind::Relinearization, None)
+    }
+
+    /// The Galois key for element `g` (`σ_g(s) -> s`).
+    pub fn galois_key(&self, g: u64) -> Result<KeySwitchKey> {
+        let rq = self.sk.params().ring_q();
+        let rp = self.sk.params().ring_p();
+        let sq = rq.automorphism_eval(&self.sk.s_q, g)?;
+        let sp = rp.automorphism_eval(&self.sk.s_p, g)?;
+        self.switching_key(
+            &sq,
+            &sp,
+            KeyKind::Galois(g % (2 * rq.degree() as u64)),
+            None,
+        )
+    }
+
+    /// Galois keys for the given rotation steps (and conjugation if asked): exactly those.
+    pub fn rotation_keys(&self, steps: &[i64], conjugation: bool) -> Result<Vec<KeySwitchKey>> {
+        let n = self.sk.params().degree();
+        let mut elts: Vec<u64> = steps
+            .iter()
+            .map(|s| galois_element_for_rotation(n, *s))
+            .filter(|g| *g != 1)
+            .collect();
+        if conjugation {
+            elts.push(galois_element_conjugate(n));
+        }
+        elts.sort_unstable();
+        elts.dedup();
+        elts.into_iter().map(|g| self.galois_key(g)).collect()
+    }
+
+    /// A switching key from `s'` (given mod `Q_L` and mod `P`, evaluation form) to `s`, with
+    /// the `a_j` expanded from `seed` (fresh from the OS when `None`).
+    pub fn switching_key(
+        &self,
+        s_from_q: &Poly<Eval>,
+        s_from_p: &Poly<Eval>,
+        kind: KeyKind,
+        seed: Option<[u8; 32]>,
+    ) -> Result<KeySwitchKey> {
+        let params = self.sk.params();
+        let rq = params.ring_q();
+        let rp = params.ring_p();
+        let ks = params.key_switch_basis();
+        let n = params.degree();
+        let (lq, lp) = (rq.max_limbs(), rp.max_limbs());
+        let shape = KeyShape {
+            n,
+            q_limbs: lq,
+            p_limbs: lp,
+            dnum: ks.dnum(),
+        };
+        let mut os = Prng::from_os()?;
+        let seed = match seed {
+            Some(s) => s,
+            None => os.seed(),
+        };
+        let mut a_prng = Prng::from_seed(seed);
+        let mut data = zeroed_limbs(shape.words());
+        let cw = shape.component_words();
+        // Sample everything sequentially (deterministic stream), then compute in parallel.
+        let mut parts = Vec::with_capacity(shape.dnum);
+        for _ in 0..shape.dnum {
+            let aq = rq.uniform::<Eval>(&mut a_prng, lq)?;
+            let ap = rp.uniform::<Eval>(&mut a_prng, lp)?;
+            let e = os.gaussian(n);
+            parts.push((aq, ap, e));
+        }
+        let p_mod_q = ks.p_mod_q();
+        data.par_chunks_mut(2 * cw)
+            .zip(parts.into_par_iter())
+            .enumerate()
+            .try_for_each(|(j, (chunk, (aq, ap, e)))| -> Result<()> {
+                // b = -a·s + e + P·g_j·s', g_j the CRT idempotent of digit j (1 on D_j, 0 elsewhere).
+                let mut bq = rq.mul(&aq, &self.sk.s_q)?;
+                rq.neg_assign(&mut bq)?;
+                rq.add_assign(&mut bq, &rq.to_eval(rq.from_signed(&e, lq)?)?)?;
+                let mut bp = rp.mul(&ap, &self.sk.s_p)?;
+                rp.neg_assign(&mut bp)?;
+                rp.add_assign(&mut bp, &rp.to_eval(rp.from_signed(&e, lp)?)?)?;
+                for i in ks.digit_range(lq - 1, j) {
+                    let m = rq.moduli()[i];
+                    let (w, ws) = (p_mod_q[i], m.shoup(p_mod_q[i]));
+                    let (Some(dst), Some(src)) = (bq.limb_mut(i), s_from_q.limb(i)) else {
+                        return Err(Error::InvalidParameters(
+                            "secret key limbs do not match parameters".into(),
+                        ));
+                    };
+                    for (d, s) in dst.iter_mut().zip(src) {
+                        *d = m.add(*d, m.mul_shoup(*s, w, ws));
+                    }
+                }
+                let _ = s_from_p; // P·s' vanishes mod P.
+                let (b_part, a_part) = chunk.split_at_mut(cw);
+                b_part[..lq * n].copy_from_slice(bq.as_slice());
+                b_part[lq * n..].copy_from_slice(bp.as_slice());
+                a_part[..lq * n].copy_from_slice(aq.as_slice());
+                a_part[lq * n..].copy_from_slice(ap.as_slice());
+                Ok(())
+            })?;
+        KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))
+    }
+}
+
+/// Evaluation keys held in memory: the default [`EvalKeyProvider`].
+#[derive(Debug, Default, Clone)]
+pub struct EvalKeySet {
+    relin: Option<Arc<KeySwitchKey>>,
+    galois: BTreeMap<u64, Arc<KeySwitchKey>>,
+}
+
+impl EvalKeySet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Generates the relinearization key and Galois keys for exactly `steps` (and conjugation).
+    pub fn generate(sk: &SecretKey, relin: bool, steps: &[i64], conjugation: bool) -> Result<Self> {
+        let kg = KeyGenerator::new(sk);
+        let mut set = Self::new();
+        if relin {
+            set.insert(kg.relinearization_key()?);
+        }
+        for k in kg.rotation_keys(steps, conjugation)? {
+            set.insert(k);
+        }
+        Ok(set)
+    }
+
+    /// Adds (or replaces) a key.
+    pub fn insert(&mut self, key: KeySwitchKey) {
+        match key.kind() {
+            KeyKind::Relinearization => self.relin = Some(Arc::new(key)),
+            KeyKind::Galois(g) => {
+                self.galois.insert(g, Arc::new(key));
+            }
+        }
+    }
+
+    /// Total bytes of the keys held.
+    pub fn bytes(&self) -> usize {
+        self.relin
+            .iter()
+            .chain(self.galois.values())
+            .map(|k| k.shape().bytes())
+            .sum()
+    }
+}
+
+impl EvalKeyProvider for EvalKeySet {
+    fn relinearization_key(&self) -> Result<Arc<KeySwitchKey>> {
+        self.relin
+            .clone()
+            .ok_or_else(|| Error::MissingKey("no relinearization key was generated".into()))
+    }
+    fn galois_key(&self, g: u64) -> Result<Arc<KeySwitchKey>> {
+        self.galois.get(&g).cloned().ok_or_else(|| {
+            Error::MissingKey(format!(
+                "no Galois key for element {g}; available: {:?}",
+                self.galois.keys().collect::<Vec<_>>()
+            ))
+        })
+    }
+    fn galois_elements(&self) -> Vec<u64> {
+        self.galois.keys().copied().collect()
+    }
+}

@@ -1,0 +1,148 @@
+//! Key-switching keys and the seam through which an evaluator obtains them.
+//!
+//! A key-switching key from `s'` to `s` (Han–Ki 2020 hybrid form) holds, for each digit
+//! `j < dnum`, an RLWE sample over `Q_L P` in evaluation form:
+//!
+//! ```text
+//! (b_j, a_j) = (-a_j·s + e_j + P·(Q/D_j)·[(Q/D_j)^{-1}]_{D_j}·s',  a_j)
+//! ```
+//!
+//! Layout, in one contiguous word buffer: for each digit `j`, for each component `c ∈ {b, a}`,
+//! first the `L + 1` limbs over `Q`, then the `k` limbs over `P` — each limb `N` words. A key at a
+//! lower level `l` uses the first `l + 1` Q-limbs of each part in place.
+
+use super::storage::LimbStorage;
+use crate::ring::{Eval, PolyView};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// Shape of a key-switching key: degree, Q limbs, P limbs, digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyShape {
+    /// Ring degree `N`.
+    pub n: usize,
+    /// Limbs over `Q` (`L + 1`).
+    pub q_limbs: usize,
+    /// Limbs over `P` (`k`).
+    pub p_limbs: usize,
+    /// Digits (`dnum`).
+    pub dnum: usize,
+}
+
+impl KeyShape {
+    /// Words in one component (`(L + 1 + k)·N`).
+    pub fn component_words(&self) -> usize {
+        (self.q_limbs + self.p_limbs) * self.n
+    }
+    /// Total words.
+    pub fn words(&self) -> usize {
+        2 * self.dnum * self.component_words()
+    }
+    /// Total bytes.
+    pub fn bytes(&self) -> usize {
+        8 * self.words()
+    }
+}
+
+/// What a key switches from: the relinearization key (`s^2 -> s`) or a Galois key
+/// (`σ_g(s) -> s`, `g` the Galois element; `2N - 1` is conjugation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// `s^2 -> s`.
+    Relinearization,
+    /// `σ_g(s) -> s`.
+    Galois(u64),
+}
+
+/// A key-switching key: shape, kind, hash of the parameters it belongs to, and its words.
+#[derive(Debug, Clone)]
+pub struct KeySwitchKey {
+    shape: KeyShape,
+    kind: KeyKind,
+    params_hash: u64,
+    data: Arc<dyn LimbStorage>,
+}
+
+impl KeySwitchKey {
+    /// Wraps `data` as a key of the given shape. Checks the length; residues are checked by
+    /// the parameters' validation (`Parameters::check_key`) before untrusted data is used.
+    pub fn from_storage(
+        shape: KeyShape,
+        kind: KeyKind,
+        params_hash: u64,
+        data: Arc<dyn LimbStorage>,
+    ) -> Result<Self> {
+        if data.words().len() != shape.words() {
+            return Err(Error::LengthMismatch {
+                what: "key-switching key words",
+                expected: shape.words(),
+                found: data.words().len(),
+            });
+        }
+        Ok(Self {
+            shape,
+            kind,
+            params_hash,
+            data,
+        })
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> KeyShape {
+        self.shape
+    }
+    /// Relinearization or Galois element.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+    /// Hash of the parameters the key was generated for.
+    pub fn params_hash(&self) -> u64 {
+        self.params_hash
+    }
+    /// All words (for serialization and storage).
+    pub fn words(&self) -> &[u64] {
+        self.data.words()
+    }
+    /// The underlying storage handle.
+    pub fn storage(&self) -> &Arc<dyn LimbStorage> {
+        &self.data
+    }
+
+    /// Component `c` (0 = b, 1 = a) of digit `j`, restricted to `q_limbs` Q-limbs:
+    /// `(Q part, P part)` as borrowed evaluation-form polynomials.
+    pub fn part(
+        &self,
+        j: usize,
+        c: usize,
+        q_limbs: usize,
+    ) -> Result<(PolyView<'_, Eval>, PolyView<'_, Eval>)> {
+        let s = self.shape;
+        if j >= s.dnum || c > 1 || q_limbs == 0 || q_limbs > s.q_limbs {
+            return Err(Error::OutOfRange {
+                what: "key part (digit, component, limbs)",
+                found: format!("({j}, {c}, {q_limbs})"),
+                allowed: format!("digit < {}, component < 2, limbs 1..={}", s.dnum, s.q_limbs),
+            });
+        }
+        let start = (2 * j + c) * s.component_words();
+        let w = self.data.words();
+        let q = PolyView::from_container(&w[start..start + q_limbs * s.n], s.n, q_limbs)?;
+        let p_start = start + s.q_limbs * s.n;
+        let p = PolyView::from_container(&w[p_start..p_start + s.p_limbs * s.n], s.n, s.p_limbs)?;
+        Ok((q, p))
+    }
+}
+
+/// Where an evaluator gets its evaluation keys: the seam at which a disk- or PMEM-backed key
+/// store plugs in (after Lattigo's `EvaluationKeySet` interface). Implementations are shared
+/// between threads.
+pub trait EvalKeyProvider: Send + Sync {
+    /// The relinearization key, or [`Error::MissingKey`].
+    fn relinearization_key(&self) -> Result<Arc<KeySwitchKey>>;
+    /// The Galois key for element `galois_element` (odd, mod `2N`), or [`Error::MissingKey`].
+    fn galois_key(&self, galois_element: u64) -> Result<Arc<KeySwitchKey>>;
+    /// The Galois elements available.
+    fn galois_elements(&self) -> Vec<u64>;
+    /// Hint: these Galois keys will be needed soon, in this order (a store may read ahead).
+    fn prefetch(&self, _galois_elements: &[u64]) {}
+}

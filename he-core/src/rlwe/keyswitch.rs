@@ -1,0 +1,126 @@
+//! Hybrid key switching (Han–Ki 2020) and hoisting (Halevi–Shoup, CRYPTO 2018, §5).
+//!
+//! `key_switch(d, K)` returns `(c0, c1)` over `Q_l` with `c0 + c1·s ≈ d·s'` for the key `K`
+//! from `s'` to `s`: ModUp of every digit of `d`, an inner product with the key's parts over
+//! `Q_l P`, and ModDown. Hoisting splits this at the ModUp: the extended digits of `c1` are
+//! computed once and permuted by each Galois automorphism, which commutes with ModUp.
+
+use super::keys::KeySwitchKey;
+use super::params::Parameters;
+use crate::ring::keyswitch::PolyQP;
+use crate::ring::{Eval, Poly};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+/// The digits of `d` extended to `Q_l ∪ P`, evaluation form (the hoistable part).
+#[derive(Debug, Clone)]
+pub struct Decomposed {
+    /// One extended polynomial per digit.
+    pub digits: Vec<PolyQP>,
+}
+
+/// ModUp of every digit of `d` (evaluation form, level `l`).
+pub fn decompose(params: &Parameters, d: &Poly<Eval>) -> Result<Decomposed> {
+    let rq = params.ring_q();
+    let ks = params.key_switch_basis();
+    let d_coeff = rq.to_coeff(d.clone())?;
+    let digits = (0..ks.digits(d.level()))
+        .into_par_iter()
+        .map(|j| ks.mod_up(&d_coeff, d, j))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Decomposed { digits })
+}
+
+fn check_key(params: &Parameters, key: &KeySwitchKey, level: usize) -> Result<()> {
+    params.check_hash(key.params_hash())?;
+    let s = key.shape();
+    if s.n != params.degree()
+        || s.q_limbs != params.q().len()
+        || s.p_limbs != params.p().len()
+        || s.dnum != params.dnum()
+    {
+        return Err(Error::InvalidParameters(format!(
+            "key shape {s:?} does not match {}",
+            params.describe()
+        )));
+    }
+    if level >= s.q_limbs {
+        return Err(Error::OutOfRange {
+            what: "level",
+            found: level.to_string(),
+            allowed: format!("< {}", s.q_limbs),
+        });
+    }
+    Ok(())
+}
+
+/// Inner product of (possibly permuted) extended digits with the key, then ModDown:
+/// `(Σ_j d̃_j · b_j, Σ_j d̃_j · a_j) / P`. `perm` applies an evaluation-form automorphism to
+/// each digit on the fly (hoisted rotations).
+pub fn key_switch_decomposed(
+    params: &Parameters,
+    dec: &Decomposed,
+    key: &KeySwitchKey,
+    perm: Option<&[u32]>,
+) -> Result<(Poly<Eval>, Poly<Eval>)> {
+    let Some(first) = dec.digits.first() else {
+        return Err(Error::InvalidParameters("no digits to key-switch".into()));
+    };
+    let level = first.q.level();
+    check_key(params, key, level)?;
+    let rq = params.ring_q();
+    let rp = params.ring_p();
+    let n = params.degree();
+    let (ql, k) = (level + 1, rp.max_limbs());
+    let mut acc: Vec<PolyQP> = (0..2)
+        .map(|_| PolyQP {
+            q: Poly::zero(n, ql),
+            p: Poly::zero(n, k),
+        })
+        .collect();
+    let permuted;
+    let digits: &[PolyQP] = match perm {
+        None => &dec.digits,
+        Some(perm) => {
+            permuted = dec
+                .digits
+                .iter()
+                .map(|d| PolyQP {
+                    q: rq.permute(&d.q, perm),
+                    p: rp.permute(&d.p, perm),
+                })
+                .collect::<Vec<_>>();
+            &permuted
+        }
+    };
+    acc.par_iter_mut()
+        .enumerate()
+        .try_for_each(|(c, acc)| -> Result<()> {
+            for (j, d) in digits.iter().enumerate() {
+                let (kq, kp) = key.part(j, c, ql)?;
+                rq.mul_add_assign(&mut acc.q, &d.q, &kq)?;
+                rp.mul_add_assign(&mut acc.p, &d.p, &kp)?;
+            }
+            Ok(())
+        })?;
+    let ks = params.key_switch_basis();
+    let mut it = acc.into_iter();
+    let (Some(a0), Some(a1)) = (it.next(), it.next()) else {
+        return Err(Error::InvalidParameters(
+            "internal: accumulator count".into(),
+        ));
+    };
+    let (r0, r1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
+    Ok((r0?, r1?))
+}
+
+/// Key switching of `d` (evaluation form) with `key`: `(c0, c1)` with `c0 + c1·s ≈ d·s'`.
+pub fn key_switch(
+    params: &Parameters,
+    d: &Poly<Eval>,
+    key: &KeySwitchKey,
+) -> Result<(Poly<Eval>, Poly<Eval>)> {
+    check_key(params, key, d.level())?;
+    let dec = decompose(params, d)?;
+    key_switch_decomposed(params, &dec, key, None)
+}
