@@ -19,5 +19,6 @@ pub mod error;
 pub mod math;
 pub mod ring;
 pub mod rlwe;
+pub mod serialize;
 
 pub use error::{Error, Result};

@@ -5,7 +5,7 @@ use crate::math::Prng;
 use crate::ring::keyswitch::PolyQP;
 use crate::ring::{Eval, Poly};
 use crate::rlwe::{Parameters, PublicKey, SecretKey};
-use crate::{Error, Result};
+use crate::Result;
 use std::sync::Arc;
 
 /// Public-key encryption: `(b·u + e_0 + m, a·u + e_1)`, `u` ternary, `e_i` Gaussian
@@ -108,18 +108,4 @@ impl<'a> Decryptor<'a> {
         ct.seed = Some(seed);
         Ok(ct)
     }
-}
-
-/// Expands the `c_1` of a seeded ciphertext (used by deserialization).
-pub(crate) fn expand_seed(params: &Parameters, seed: [u8; 32], limbs: usize) -> Result<Poly<Eval>> {
-    if limbs == 0 || limbs > params.q().len() {
-        return Err(Error::OutOfRange {
-            what: "limbs",
-            found: limbs.to_string(),
-            allowed: format!("1..={}", params.q().len()),
-        });
-    }
-    params
-        .ring_q()
-        .uniform::<Eval>(&mut Prng::from_seed(seed), limbs)
 }

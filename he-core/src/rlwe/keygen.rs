@@ -155,7 +155,7 @@ impl<'a> KeyGenerator<'a> {
                 a_part[lq * n..].copy_from_slice(ap.as_slice());
                 Ok(())
             })?;
-        KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))
+        Ok(KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?.with_seed(seed))
     }
 }
 

@@ -61,6 +61,7 @@ pub struct KeySwitchKey {
     kind: KeyKind,
     params_hash: u64,
     data: Arc<dyn LimbStorage>,
+    seed: Option<[u8; 32]>,
 }
 
 impl KeySwitchKey {
@@ -84,7 +85,20 @@ impl KeySwitchKey {
             kind,
             params_hash,
             data,
+            seed: None,
         })
+    }
+
+    /// Records the seed from which the `a_j` parts were expanded (enables the seeded,
+    /// half-size serialized form). The caller guarantees the parts match the seed.
+    pub fn with_seed(mut self, seed: [u8; 32]) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Seed of the `a_j` parts, if known.
+    pub fn seed(&self) -> Option<[u8; 32]> {
+        self.seed
     }
 
     /// The shape.

@@ -1,0 +1,723 @@
+//! Versioned binary serialization of parameters, plaintexts, ciphertexts and keys.
+//!
+//! Every blob is `header ‖ payload`:
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic "HOMEFHE\0"
+//!      8     2  format version (1), little-endian
+//!     10     2  object type (ObjectType)
+//!     12     4  flags (bit 0: seeded form)
+//!     16     8  hash of the parameters (Parameters::hash)
+//!     24     8  payload length in bytes
+//!     32     8  XXH3-64 of bytes 0..32 followed by the payload
+//! ```
+//!
+//! Residues are little-endian `u64`, limb-major, copied with `bytemuck`. Decoders check, in
+//! order: length of the header, magic, version, type, checksum, the parameters' hash, and the
+//! payload length *computed from the parameters* against the bytes present — before any
+//! allocation proportional to the input — then every residue against its modulus. Seeded forms
+//! store a 32-byte seed instead of the uniform component (`c_1` of fresh secret-key ciphertexts,
+//! `a` of public keys, the `a_j` of key-switching keys), about halving their size.
+//!
+//! The secret key has no [`Serializable`] implementation on purpose: it is written only by the
+//! explicitly named [`secret_key_to_bytes`].
+
+use crate::ckks::{Ciphertext, Plaintext};
+use crate::math::Prng;
+use crate::ring::keyswitch::PolyQP;
+use crate::ring::{zeroed_limbs, Eval, Poly, RingContext};
+use crate::rlwe::{
+    KeyKind, KeyShape, KeySwitchKey, Parameters, ParametersLiteral, PublicKey, SecretDistribution,
+    SecretKey, Security,
+};
+use crate::{Error, Result};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+#[cfg(target_endian = "big")]
+compile_error!("HomE's serialization assumes a little-endian target");
+
+/// Magic bytes at the start of every blob.
+pub const MAGIC: [u8; 8] = *b"HOMEFHE\0";
+/// Current format version.
+pub const FORMAT_VERSION: u16 = 1;
+/// Header length in bytes.
+pub const HEADER_LEN: usize = 40;
+const FLAG_SEEDED: u32 = 1;
+
+/// Object type tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ObjectType {
+    /// [`Parameters`].
+    Parameters = 1,
+    /// [`Plaintext`].
+    Plaintext = 2,
+    /// [`Ciphertext`].
+    Ciphertext = 3,
+    /// [`PublicKey`].
+    PublicKey = 4,
+    /// [`KeySwitchKey`].
+    KeySwitchKey = 5,
+    /// [`SecretKey`] (only through the named functions).
+    SecretKey = 6,
+}
+
+impl ObjectType {
+    fn from_u16(v: u16) -> Option<Self> {
+        Some(match v {
+            1 => Self::Parameters,
+            2 => Self::Plaintext,
+            3 => Self::Ciphertext,
+            4 => Self::PublicKey,
+            5 => Self::KeySwitchKey,
+            6 => Self::SecretKey,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed, checksum-verified header and its payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    /// Object type.
+    pub object: ObjectType,
+    /// Flags.
+    pub flags: u32,
+    /// Parameters' hash.
+    pub params_hash: u64,
+    /// Payload length.
+    pub payload_len: u64,
+}
+
+fn err(what: &'static str, reason: impl Into<String>) -> Error {
+    Error::Decode {
+        what,
+        reason: reason.into(),
+    }
+}
+
+fn checksum(head: &[u8], payload: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(head);
+    h.update(payload);
+    h.digest()
+}
+
+/// Wraps a payload in a header.
+pub fn seal(object: ObjectType, flags: u32, params_hash: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(object as u16).to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&params_hash.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let c = checksum(&out[..32], payload);
+    out.extend_from_slice(&c.to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Parses and verifies the header of `bytes` (magic, version, type, length, checksum);
+/// returns it and the payload.
+pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
+    let what = "HomE blob";
+    if bytes.len() < HEADER_LEN {
+        return Err(err(
+            what,
+            format!(
+                "truncated: {} bytes, the header alone is {HEADER_LEN}",
+                bytes.len()
+            ),
+        ));
+    }
+    let (head, payload) = bytes.split_at(HEADER_LEN);
+    if head[..8] != MAGIC {
+        return Err(err(what, "bad magic: not a HomE object"));
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
+    let u32_at = |o: usize| u32::from_le_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
+    let u64_at = |o: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[o..o + 8]);
+        u64::from_le_bytes(b)
+    };
+    let version = u16_at(8);
+    if version != FORMAT_VERSION {
+        return Err(err(
+            what,
+            format!("format version {version}, this build reads version {FORMAT_VERSION}"),
+        ));
+    }
+    let object = ObjectType::from_u16(u16_at(10))
+        .ok_or_else(|| err(what, format!("unknown object type {}", u16_at(10))))?;
+    if object != expected {
+        return Err(err(
+            what,
+            format!("object type {object:?}, expected {expected:?}"),
+        ));
+    }
+    let payload_len = u64_at(24);
+    if payload_len != payload.len() as u64 {
+        return Err(err(
+            what,
+            format!(
+                "payload of {} bytes, header says {payload_len}",
+                payload.len()
+            ),
+        ));
+    }
+    if checksum(&head[..32], payload) != u64_at(32) {
+        return Err(err(what, "checksum mismatch: the data is corrupted"));
+    }
+    Ok((
+        Header {
+            object,
+            flags: u32_at(12),
+            params_hash: u64_at(16),
+            payload_len,
+        },
+        payload,
+    ))
+}
+
+/// A little-endian cursor over a payload that never reads past the end.
+struct Reader<'a> {
+    buf: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(err(
+                self.what,
+                format!("truncated: needed {n} more bytes, {} left", self.buf.len()),
+            ));
+        }
+        let (a, b) = self.buf.split_at(n);
+        self.buf = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn f64(&mut self) -> Result<f64> {
+        Ok(f64::from_bits(self.u64()?))
+    }
+    fn seed(&mut self) -> Result<[u8; 32]> {
+        let mut s = [0u8; 32];
+        s.copy_from_slice(self.take(32)?);
+        Ok(s)
+    }
+    fn finish(&self) -> Result<()> {
+        if !self.buf.is_empty() {
+            return Err(err(self.what, format!("{} trailing bytes", self.buf.len())));
+        }
+        Ok(())
+    }
+    /// Reads `limbs x n` residues into a polynomial and checks them against `ring`.
+    fn poly(&mut self, ring: &RingContext, limbs: usize) -> Result<Poly<Eval>> {
+        let n = ring.degree();
+        let bytes = self.take(limbs * n * 8)?;
+        let mut data = zeroed_limbs(limbs * n);
+        bytemuck::cast_slice_mut::<u64, u8>(data.as_mut_slice()).copy_from_slice(bytes);
+        let p = Poly::from_container(data, n, limbs)?;
+        ring.check(&p).map_err(|e| err(self.what, e.to_string()))?;
+        Ok(p)
+    }
+}
+
+fn put_poly(out: &mut Vec<u8>, p: &[u64]) {
+    out.extend_from_slice(bytemuck::cast_slice(p));
+}
+
+/// Objects with a versioned binary form, loaded against parameters.
+pub trait Serializable: Sized {
+    /// The object's type tag.
+    const OBJECT: ObjectType;
+    /// Encodes (seeded form where available).
+    fn to_bytes(&self) -> Vec<u8>;
+    /// Decodes and validates against `params`.
+    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self>;
+}
+
+fn check_params(params: &Parameters, h: &Header) -> Result<()> {
+    params.check_hash(h.params_hash)
+}
+
+impl Parameters {
+    /// Encodes the parameters (primes included, so loading does not regenerate them).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let lit = self.literal();
+        let mut p = Vec::new();
+        p.extend_from_slice(&lit.log_n.to_le_bytes());
+        p.extend_from_slice(&(self.q().len() as u32).to_le_bytes());
+        self.q()
+            .iter()
+            .for_each(|x| p.extend_from_slice(&x.to_le_bytes()));
+        p.extend_from_slice(&(self.p().len() as u32).to_le_bytes());
+        self.p()
+            .iter()
+            .for_each(|x| p.extend_from_slice(&x.to_le_bytes()));
+        p.extend_from_slice(&(lit.alpha.unwrap_or(0) as u32).to_le_bytes());
+        p.extend_from_slice(&lit.log_scale.to_bits().to_le_bytes());
+        match lit.secret {
+            SecretDistribution::UniformTernary => p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            SecretDistribution::HammingWeight(h) => {
+                p.push(1);
+                p.extend_from_slice(&(h as u64).to_le_bytes());
+            }
+        }
+        p.push(match lit.security {
+            Security::Bits128 => 0,
+            Security::InsecureForTesting => 1,
+        });
+        seal(ObjectType::Parameters, 0, self.hash(), &p)
+    }
+
+    /// Decodes and re-validates parameters (security included: an insecure set is loaded only
+    /// if it was saved with the explicit insecure option).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Self>> {
+        let (h, payload) = open(bytes, ObjectType::Parameters)?;
+        let mut r = Reader {
+            buf: payload,
+            what: "parameters",
+        };
+        let log_n = r.u32()?;
+        if !(4..=17).contains(&log_n) {
+            return Err(err("parameters", format!("log N = {log_n} outside 4..=17")));
+        }
+        let nq = r.u32()? as usize;
+        if nq == 0 || nq > 256 {
+            return Err(err(
+                "parameters",
+                format!("{nq} ciphertext primes, expected 1..=256"),
+            ));
+        }
+        let q = (0..nq).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
+        let np = r.u32()? as usize;
+        if np == 0 || np > 64 {
+            return Err(err(
+                "parameters",
+                format!("{np} special primes, expected 1..=64"),
+            ));
+        }
+        let p = (0..np).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
+        let alpha = r.u32()? as usize;
+        let log_scale = r.f64()?;
+        let secret = match r.u8()? {
+            0 => {
+                r.u64()?;
+                SecretDistribution::UniformTernary
+            }
+            1 => SecretDistribution::HammingWeight(r.u64()? as usize),
+            t => {
+                return Err(err(
+                    "parameters",
+                    format!("unknown secret distribution tag {t}"),
+                ))
+            }
+        };
+        let security = match r.u8()? {
+            0 => Security::Bits128,
+            1 => Security::InsecureForTesting,
+            t => return Err(err("parameters", format!("unknown security tag {t}"))),
+        };
+        r.finish()?;
+        let lit = ParametersLiteral {
+            log_n,
+            log_q: vec![],
+            log_p: vec![],
+            alpha: Some(alpha),
+            log_scale,
+            secret,
+            security,
+        };
+        let params = Parameters::from_primes(lit, q, p)?;
+        params.check_hash(h.params_hash)?;
+        Ok(params)
+    }
+}
+
+impl Serializable for Plaintext {
+    const OBJECT: ObjectType = ObjectType::Plaintext;
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut p = Vec::with_capacity(12 + self.poly().as_slice().len() * 8);
+        p.extend_from_slice(&(self.level() as u32).to_le_bytes());
+        p.extend_from_slice(&self.scale().to_bits().to_le_bytes());
+        put_poly(&mut p, self.poly().as_slice());
+        seal(Self::OBJECT, 0, self.params_hash(), &p)
+    }
+    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = open(bytes, Self::OBJECT)?;
+        check_params(params, &h)?;
+        let mut r = Reader {
+            buf: payload,
+            what: "plaintext",
+        };
+        let level = r.u32()? as usize;
+        let scale = r.f64()?;
+        check_level_scale(params, level, scale, "plaintext")?;
+        let expect = 12 + (level + 1) * params.degree() * 8;
+        if payload.len() != expect {
+            return Err(err(
+                "plaintext",
+                format!(
+                    "payload of {} bytes, level {level} needs {expect}",
+                    payload.len()
+                ),
+            ));
+        }
+        let poly = r.poly(params.ring_q(), level + 1)?;
+        r.finish()?;
+        Ok(Plaintext::new(poly, scale, params.hash()))
+    }
+}
+
+fn check_level_scale(
+    params: &Parameters,
+    level: usize,
+    scale: f64,
+    what: &'static str,
+) -> Result<()> {
+    if level > params.max_level() {
+        return Err(err(
+            what,
+            format!(
+                "level {level}, parameters have levels 0..={}",
+                params.max_level()
+            ),
+        ));
+    }
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(err(
+            what,
+            format!("scale {scale} is not a positive finite number"),
+        ));
+    }
+    Ok(())
+}
+
+impl Serializable for Ciphertext {
+    const OBJECT: ObjectType = ObjectType::Ciphertext;
+    fn to_bytes(&self) -> Vec<u8> {
+        let seeded = self.seed().is_some() && self.size() == 2;
+        let words: usize = self.parts().iter().map(|c| c.as_slice().len()).sum();
+        let mut p = Vec::with_capacity(16 + words * 8);
+        p.push(self.size() as u8);
+        p.extend_from_slice(&[0, 0, 0]);
+        p.extend_from_slice(&(self.level() as u32).to_le_bytes());
+        p.extend_from_slice(&self.scale().to_bits().to_le_bytes());
+        match self.seed() {
+            Some(seed) if seeded => {
+                put_poly(&mut p, self.parts()[0].as_slice());
+                p.extend_from_slice(&seed);
+            }
+            _ => self
+                .parts()
+                .iter()
+                .for_each(|c| put_poly(&mut p, c.as_slice())),
+        }
+        seal(
+            Self::OBJECT,
+            if seeded { FLAG_SEEDED } else { 0 },
+            self.params_hash(),
+            &p,
+        )
+    }
+    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = open(bytes, Self::OBJECT)?;
+        check_params(params, &h)?;
+        let mut r = Reader {
+            buf: payload,
+            what: "ciphertext",
+        };
+        let size = r.u8()? as usize;
+        r.take(3)?;
+        let level = r.u32()? as usize;
+        let scale = r.f64()?;
+        if !(2..=3).contains(&size) {
+            return Err(err(
+                "ciphertext",
+                format!("{size} components, expected 2 or 3"),
+            ));
+        }
+        check_level_scale(params, level, scale, "ciphertext")?;
+        let seeded = h.flags & FLAG_SEEDED != 0;
+        if seeded && size != 2 {
+            return Err(err(
+                "ciphertext",
+                "a seeded ciphertext must have 2 components",
+            ));
+        }
+        let poly_bytes = (level + 1) * params.degree() * 8;
+        let expect = 16
+            + if seeded {
+                poly_bytes + 32
+            } else {
+                size * poly_bytes
+            };
+        if payload.len() != expect {
+            return Err(err(
+                "ciphertext",
+                format!(
+                    "payload of {} bytes, {size} components at level {level} need {expect}",
+                    payload.len()
+                ),
+            ));
+        }
+        let rq = params.ring_q();
+        let mut c = Vec::with_capacity(size);
+        let mut seed = None;
+        if seeded {
+            c.push(r.poly(rq, level + 1)?);
+            let s = r.seed()?;
+            c.push(rq.uniform::<Eval>(&mut Prng::from_seed(s), level + 1)?);
+            seed = Some(s);
+        } else {
+            for _ in 0..size {
+                c.push(r.poly(rq, level + 1)?);
+            }
+        }
+        r.finish()?;
+        let mut ct = Ciphertext::from_parts(c, scale, params.hash())?;
+        ct.seed = seed;
+        Ok(ct)
+    }
+}
+
+fn expand_public_a(params: &Parameters, seed: [u8; 32]) -> Result<PolyQP> {
+    let (rq, rp) = (params.ring_q(), params.ring_p());
+    let mut prng = Prng::from_seed(seed);
+    Ok(PolyQP {
+        q: rq.uniform::<Eval>(&mut prng, rq.max_limbs())?,
+        p: rp.uniform::<Eval>(&mut prng, rp.max_limbs())?,
+    })
+}
+
+impl Serializable for PublicKey {
+    const OBJECT: ObjectType = ObjectType::PublicKey;
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut p = Vec::new();
+        put_poly(&mut p, self.b().q.as_slice());
+        put_poly(&mut p, self.b().p.as_slice());
+        match self.seed() {
+            Some(seed) => p.extend_from_slice(&seed),
+            None => {
+                put_poly(&mut p, self.a().q.as_slice());
+                put_poly(&mut p, self.a().p.as_slice());
+            }
+        }
+        seal(
+            Self::OBJECT,
+            if self.seed().is_some() {
+                FLAG_SEEDED
+            } else {
+                0
+            },
+            self.params_hash(),
+            &p,
+        )
+    }
+    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = open(bytes, Self::OBJECT)?;
+        check_params(params, &h)?;
+        let (rq, rp) = (params.ring_q(), params.ring_p());
+        let (lq, lp) = (rq.max_limbs(), rp.max_limbs());
+        let comp = (lq + lp) * params.degree() * 8;
+        let seeded = h.flags & FLAG_SEEDED != 0;
+        let expect = if seeded { comp + 32 } else { 2 * comp };
+        if payload.len() != expect {
+            return Err(err(
+                "public key",
+                format!("payload of {} bytes, expected {expect}", payload.len()),
+            ));
+        }
+        let mut r = Reader {
+            buf: payload,
+            what: "public key",
+        };
+        let b = PolyQP {
+            q: r.poly(rq, lq)?,
+            p: r.poly(rp, lp)?,
+        };
+        let (a, seed) = if seeded {
+            let s = r.seed()?;
+            (expand_public_a(params, s)?, Some(s))
+        } else {
+            (
+                PolyQP {
+                    q: r.poly(rq, lq)?,
+                    p: r.poly(rp, lp)?,
+                },
+                None,
+            )
+        };
+        r.finish()?;
+        Ok(PublicKey::from_parts(params.hash(), b, a, seed))
+    }
+}
+
+impl Serializable for KeySwitchKey {
+    const OBJECT: ObjectType = ObjectType::KeySwitchKey;
+    fn to_bytes(&self) -> Vec<u8> {
+        let s = self.shape();
+        let mut p = Vec::with_capacity(32 + s.bytes());
+        let (tag, g) = match self.kind() {
+            KeyKind::Relinearization => (0u8, 0u64),
+            KeyKind::Galois(g) => (1u8, g),
+        };
+        p.push(tag);
+        p.extend_from_slice(&[0, 0, 0]);
+        p.extend_from_slice(&(s.dnum as u32).to_le_bytes());
+        p.extend_from_slice(&g.to_le_bytes());
+        let cw = s.component_words();
+        let w = self.words();
+        match self.seed() {
+            Some(seed) => {
+                for j in 0..s.dnum {
+                    put_poly(&mut p, &w[2 * j * cw..(2 * j + 1) * cw]);
+                }
+                p.extend_from_slice(&seed);
+            }
+            None => put_poly(&mut p, w),
+        }
+        seal(
+            Self::OBJECT,
+            if self.seed().is_some() {
+                FLAG_SEEDED
+            } else {
+                0
+            },
+            self.params_hash(),
+            &p,
+        )
+    }
+    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let (h, payload) = open(bytes, Self::OBJECT)?;
+        check_params(params, &h)?;
+        let mut r = Reader {
+            buf: payload,
+            what: "key-switching key",
+        };
+        let tag = r.u8()?;
+        r.take(3)?;
+        let dnum = r.u32()? as usize;
+        let g = r.u64()?;
+        let n = params.degree();
+        let kind = match tag {
+            0 => KeyKind::Relinearization,
+            1 if g % 2 == 1 && g < 2 * n as u64 => KeyKind::Galois(g),
+            1 => {
+                return Err(err(
+                    "key-switching key",
+                    format!("Galois element {g} is not odd and below 2N = {}", 2 * n),
+                ))
+            }
+            t => return Err(err("key-switching key", format!("unknown key kind {t}"))),
+        };
+        if dnum != params.dnum() {
+            return Err(err(
+                "key-switching key",
+                format!("{dnum} digits, parameters use {}", params.dnum()),
+            ));
+        }
+        let (rq, rp) = (params.ring_q(), params.ring_p());
+        let shape = KeyShape {
+            n,
+            q_limbs: rq.max_limbs(),
+            p_limbs: rp.max_limbs(),
+            dnum,
+        };
+        let cw = shape.component_words();
+        let seeded = h.flags & FLAG_SEEDED != 0;
+        let expect = 16
+            + if seeded {
+                dnum * cw * 8 + 32
+            } else {
+                shape.bytes()
+            };
+        if payload.len() != expect {
+            return Err(err(
+                "key-switching key",
+                format!("payload of {} bytes, expected {expect}", payload.len()),
+            ));
+        }
+        let mut data = zeroed_limbs(shape.words());
+        let read_component = |r: &mut Reader, dst: &mut [u64]| -> Result<()> {
+            let q = r.poly(rq, shape.q_limbs)?;
+            let p = r.poly(rp, shape.p_limbs)?;
+            dst[..q.as_slice().len()].copy_from_slice(q.as_slice());
+            dst[q.as_slice().len()..].copy_from_slice(p.as_slice());
+            Ok(())
+        };
+        let mut seed = None;
+        if seeded {
+            for j in 0..dnum {
+                read_component(&mut r, &mut data[2 * j * cw..(2 * j + 1) * cw])?;
+            }
+            let s = r.seed()?;
+            let mut prng = Prng::from_seed(s);
+            for j in 0..dnum {
+                let aq = rq.uniform::<Eval>(&mut prng, shape.q_limbs)?;
+                let ap = rp.uniform::<Eval>(&mut prng, shape.p_limbs)?;
+                let dst = &mut data[(2 * j + 1) * cw..(2 * j + 2) * cw];
+                dst[..aq.as_slice().len()].copy_from_slice(aq.as_slice());
+                dst[aq.as_slice().len()..].copy_from_slice(ap.as_slice());
+            }
+            seed = Some(s);
+        } else {
+            for c in 0..2 * dnum {
+                read_component(&mut r, &mut data[c * cw..(c + 1) * cw])?;
+            }
+        }
+        r.finish()?;
+        let key = KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?;
+        Ok(match seed {
+            Some(s) => key.with_seed(s),
+            None => key,
+        })
+    }
+}
+
+/// Writes a secret key. Named explicitly so that a secret is never serialized by accident;
+/// the returned buffer zeroizes itself on drop. Store it only where the data owner's secrets go.
+pub fn secret_key_to_bytes(sk: &SecretKey) -> Zeroizing<Vec<u8>> {
+    let coeffs = Zeroizing::new(sk.to_ternary_coefficients());
+    let payload: Zeroizing<Vec<u8>> = Zeroizing::new(coeffs.iter().map(|c| *c as u8).collect());
+    Zeroizing::new(seal(ObjectType::SecretKey, 0, sk.params().hash(), &payload))
+}
+
+/// Reads a secret key written by [`secret_key_to_bytes`].
+pub fn secret_key_from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<SecretKey> {
+    let (h, payload) = open(bytes, ObjectType::SecretKey)?;
+    check_params(params, &h)?;
+    if payload.len() != params.degree() {
+        return Err(err(
+            "secret key",
+            format!(
+                "{} coefficients, expected N = {}",
+                payload.len(),
+                params.degree()
+            ),
+        ));
+    }
+    let coeffs: Zeroizing<Vec<i64>> =
+        Zeroizing::new(payload.iter().map(|b| *b as i8 as i64).collect());
+    SecretKey::from_ternary(params, &coeffs)
+}
+
+#[cfg(test)]
+mod tests;

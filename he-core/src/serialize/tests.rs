@@ -1,0 +1,245 @@
+//! Round trips of every object, and typed errors on hostile input.
+
+use super::*;
+use crate::ckks::{Decryptor, Encoder, Encryptor, Evaluator};
+use crate::rlwe::{EvalKeySet, KeyGenerator, ParametersLiteral, Preset};
+use proptest::prelude::*;
+use std::sync::OnceLock;
+
+struct Fixture {
+    params: Arc<Parameters>,
+    sk: SecretKey,
+    pk: PublicKey,
+    ct: Ciphertext,
+    ct_seeded: Ciphertext,
+    ct3: Ciphertext,
+    pt: Plaintext,
+    rlk: KeySwitchKey,
+    gk: KeySwitchKey,
+}
+
+fn small_params() -> Arc<Parameters> {
+    Parameters::new(ParametersLiteral {
+        log_n: 10,
+        log_q: vec![50, 40, 40],
+        log_p: vec![55, 55],
+        alpha: Some(2),
+        log_scale: 40.0,
+        secret: SecretDistribution::UniformTernary,
+        security: Security::InsecureForTesting,
+    })
+    .unwrap()
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let params = small_params();
+        let sk = SecretKey::generate(&params).unwrap();
+        let pk = PublicKey::generate(&sk).unwrap();
+        let ecd = Encoder::new(&params).unwrap();
+        let pt = ecd
+            .encode(
+                &[1.0, -2.5, 3.25],
+                params.max_level(),
+                params.default_scale(),
+            )
+            .unwrap();
+        let ct = Encryptor::new(&params, pk.clone())
+            .unwrap()
+            .encrypt(&pt)
+            .unwrap();
+        let ct_seeded = Decryptor::new(&sk).encrypt_symmetric(&pt).unwrap();
+        let ct3 = Evaluator::new(&params).unwrap().mul(&ct, &ct).unwrap();
+        let kg = KeyGenerator::new(&sk);
+        let rlk = kg.relinearization_key().unwrap();
+        let gk = kg.galois_key(5).unwrap();
+        Fixture {
+            params,
+            sk,
+            pk,
+            ct,
+            ct_seeded,
+            ct3,
+            pt,
+            rlk,
+            gk,
+        }
+    })
+}
+
+fn blobs() -> Vec<(&'static str, Vec<u8>)> {
+    let f = fixture();
+    vec![
+        ("params", f.params.to_bytes()),
+        ("plaintext", f.pt.to_bytes()),
+        ("ciphertext", f.ct.to_bytes()),
+        ("seeded ciphertext", f.ct_seeded.to_bytes()),
+        ("3-component ciphertext", f.ct3.to_bytes()),
+        ("public key", f.pk.to_bytes()),
+        ("relin key", f.rlk.to_bytes()),
+        ("galois key", f.gk.to_bytes()),
+        ("secret key", secret_key_to_bytes(&f.sk).to_vec()),
+    ]
+}
+
+/// Decodes a blob as the object its name says; Ok(()) when it decodes.
+fn decode(name: &str, params: &Arc<Parameters>, b: &[u8]) -> Result<()> {
+    match name {
+        "params" => Parameters::from_bytes(b).map(|_| ()),
+        "plaintext" => Plaintext::from_bytes(params, b).map(|_| ()),
+        "ciphertext" | "seeded ciphertext" | "3-component ciphertext" => {
+            Ciphertext::from_bytes(params, b).map(|_| ())
+        }
+        "public key" => PublicKey::from_bytes(params, b).map(|_| ()),
+        "relin key" | "galois key" => KeySwitchKey::from_bytes(params, b).map(|_| ()),
+        "secret key" => secret_key_from_bytes(params, b).map(|_| ()),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn round_trips_are_exact() {
+    let f = fixture();
+    let p = &f.params;
+    let q = Parameters::from_bytes(&p.to_bytes()).unwrap();
+    assert_eq!((q.hash(), q.q(), q.p()), (p.hash(), p.q(), p.p()));
+    assert_eq!(Plaintext::from_bytes(p, &f.pt.to_bytes()).unwrap(), f.pt);
+    for ct in [&f.ct, &f.ct_seeded, &f.ct3] {
+        assert_eq!(&Ciphertext::from_bytes(p, &ct.to_bytes()).unwrap(), ct);
+    }
+    assert_eq!(PublicKey::from_bytes(p, &f.pk.to_bytes()).unwrap(), f.pk);
+    for k in [&f.rlk, &f.gk] {
+        let back = KeySwitchKey::from_bytes(p, &k.to_bytes()).unwrap();
+        assert_eq!(
+            (back.kind(), back.shape(), back.words()),
+            (k.kind(), k.shape(), k.words())
+        );
+    }
+    let sk = secret_key_from_bytes(p, &secret_key_to_bytes(&f.sk)).unwrap();
+    assert_eq!(sk.to_ternary_coefficients(), f.sk.to_ternary_coefficients());
+    // A reloaded key set still works: relinearize with a deserialized key.
+    let mut set = EvalKeySet::new();
+    set.insert(KeySwitchKey::from_bytes(p, &f.rlk.to_bytes()).unwrap());
+    let ev = Evaluator::with_keys(p, Arc::new(set)).unwrap();
+    let r = ev.relinearize(&f.ct3).unwrap();
+    let ecd = Encoder::new(p).unwrap();
+    let got = ecd
+        .decode(&Decryptor::new(&sk).decrypt(&r).unwrap())
+        .unwrap();
+    for (g, w) in got.iter().zip([1.0, 6.25, 10.5625]) {
+        assert!((g - w).abs() < 1e-4, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn seeded_forms_are_about_half_size() {
+    let f = fixture();
+    let full_ct = {
+        let mut c = f.ct_seeded.clone();
+        c.seed = None;
+        c.to_bytes().len()
+    };
+    let seeded = f.ct_seeded.to_bytes().len();
+    assert!(
+        (seeded as f64) < 0.51 * full_ct as f64,
+        "{seeded} vs {full_ct}"
+    );
+    let k = f.rlk.clone();
+    let full_key =
+        KeySwitchKey::from_storage(k.shape(), k.kind(), k.params_hash(), k.storage().clone())
+            .unwrap()
+            .to_bytes()
+            .len();
+    assert!((k.to_bytes().len() as f64) < 0.51 * full_key as f64);
+    println!(
+        "ciphertext {full_ct} -> {seeded} bytes; relin key {full_key} -> {} bytes",
+        k.to_bytes().len()
+    );
+}
+
+#[test]
+fn hostile_inputs_give_typed_errors() {
+    let f = fixture();
+    let other = Preset::N14Depth6.parameters().unwrap();
+    for (name, b) in blobs() {
+        // truncated at several places
+        for cut in [0, 7, HEADER_LEN - 1, HEADER_LEN, b.len() / 2, b.len() - 1] {
+            let e = decode(name, &f.params, &b[..cut]).unwrap_err();
+            assert!(
+                matches!(e, Error::Decode { .. }),
+                "{name} cut at {cut}: {e}"
+            );
+        }
+        // a flipped payload byte breaks the checksum
+        let mut c = b.clone();
+        let last = c.len() - 1;
+        c[last] ^= 0x40;
+        let e = decode(name, &f.params, &c).unwrap_err();
+        assert!(e.to_string().contains("checksum"), "{name}: {e}");
+        // bad magic, bad version
+        let mut c = b.clone();
+        c[0] = b'X';
+        assert!(decode(name, &f.params, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
+        let mut c = b.clone();
+        c[8] = 9;
+        assert!(decode(name, &f.params, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("version"));
+        // wrong parameters
+        if name != "params" {
+            let e = decode(name, &other, &b).unwrap_err();
+            assert!(matches!(e, Error::ParameterMismatch { .. }), "{name}: {e}");
+        }
+    }
+    // wrong type: a ciphertext blob read as a plaintext
+    let e = Plaintext::from_bytes(&f.params, &f.ct.to_bytes()).unwrap_err();
+    assert!(e.to_string().contains("expected Plaintext"), "{e}");
+    // a residue >= modulus, with a valid checksum, is refused
+    let mut payload = f.pt.to_bytes()[HEADER_LEN..].to_vec();
+    payload[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+    let forged = seal(ObjectType::Plaintext, 0, f.params.hash(), &payload);
+    let e = Plaintext::from_bytes(&f.params, &forged).unwrap_err();
+    assert!(e.to_string().contains("residue"), "{e}");
+    // a header claiming a huge level is refused before allocating
+    let mut payload = f.ct.to_bytes()[HEADER_LEN..].to_vec();
+    payload[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let forged = seal(ObjectType::Ciphertext, 0, f.params.hash(), &payload);
+    assert!(Ciphertext::from_bytes(&f.params, &forged).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    /// Arbitrary mutations of valid blobs (with the checksum recomputed, so that the parsers
+    /// behind it are exercised) never panic.
+    #[test]
+    fn mutated_blobs_never_panic(which in 0usize..9, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), trunc in any::<prop::sample::Index>()) {
+        let f = fixture();
+        let (name, b) = blobs().swap_remove(which);
+        let mut payload = b[HEADER_LEN..].to_vec();
+        if payload.is_empty() { return Ok(()); }
+        for (i, v) in edits {
+            let i = i.index(payload.len());
+            payload[i] = v;
+        }
+        let cut = trunc.index(payload.len() + 1);
+        payload.truncate(cut.max(payload.len() * 3 / 4));
+        let flags = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
+        let hash = u64::from_le_bytes(b[16..24].try_into().unwrap());
+        let object = ObjectType::from_u16(u16::from_le_bytes([b[10], b[11]])).unwrap();
+        let forged = seal(object, flags, hash, &payload);
+        let _ = decode(name, &f.params, &forged);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let f = fixture();
+        for (name, _) in blobs() {
+            prop_assert!(decode(name, &f.params, &bytes).is_err());
+        }
+    }
+}
