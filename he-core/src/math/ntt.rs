@@ -301,9 +301,9 @@ mod tests {
         let n = a.len();
         let mut c = vec![0u128; n];
         let q128 = q as u128;
-        for i in 0..n {
-            for j in 0..n {
-                let p = a[i] as u128 * b[j] as u128 % q128;
+        for (i, x) in a.iter().enumerate() {
+            for (j, y) in b.iter().enumerate() {
+                let p = *x as u128 * *y as u128 % q128;
                 let k = i + j;
                 if k < n {
                     c[k] = (c[k] + p) % q128;

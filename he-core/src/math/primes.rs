@@ -22,7 +22,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for p in WITNESSES {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -118,7 +118,7 @@ pub fn check_ntt_prime(q: u64, n: usize) -> Result<Modulus> {
             reason: "not prime".into(),
         });
     }
-    if (q - 1) % (2 * n as u64) != 0 {
+    if !(q - 1).is_multiple_of(2 * n as u64) {
         return Err(Error::InvalidModulus {
             modulus: q,
             reason: format!("not congruent to 1 mod 2N = {}", 2 * n),
@@ -132,7 +132,7 @@ pub fn check_ntt_prime(q: u64, n: usize) -> Result<Modulus> {
 /// `order/2`-th power is `-1`. Deterministic.
 pub fn primitive_root_of_unity(q: u64, order: u64) -> Result<u64> {
     let m = Modulus::new(q)?;
-    if order < 2 || !order.is_power_of_two() || (q - 1) % order != 0 {
+    if order < 2 || !order.is_power_of_two() || !(q - 1).is_multiple_of(order) {
         return Err(Error::InvalidModulus {
             modulus: q,
             reason: format!("no primitive root of order {order}"),

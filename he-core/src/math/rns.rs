@@ -229,6 +229,19 @@ impl BaseConverter {
         Ok(())
     }
 
+    /// Conversion into separate output limbs (one slice of `n` words per target modulus, in
+    /// order), so callers can write straight into non-contiguous destinations.
+    pub fn convert_into(&self, input: &[u64], outputs: &mut [&mut [u64]], n: usize, exact: bool) -> Result<()> {
+        if input.len() != self.from.len() * n {
+            return Err(Error::LengthMismatch { what: "base conversion input", expected: self.from.len() * n, found: input.len() });
+        }
+        if outputs.len() != self.to.len() || outputs.iter().any(|o| o.len() != n) {
+            return Err(Error::LengthMismatch { what: "base conversion output limbs", expected: self.to.len(), found: outputs.len() });
+        }
+        self.convert_rows(input, outputs, n, exact);
+        Ok(())
+    }
+
     /// Approximate conversion: `output` (limb-major, `|B| x n`) receives `x + u·A mod b_j` with
     /// `0 <= u < |A|`, for `input` limb-major `|A| x n` in coefficient form.
     pub fn convert_approx(&self, input: &[u64], output: &mut [u64], n: usize) -> Result<()> {
@@ -246,45 +259,81 @@ impl BaseConverter {
     }
 
     fn convert_inner(&self, input: &[u64], output: &mut [u64], n: usize, exact: bool) {
+        let mut rows: Vec<&mut [u64]> = output.chunks_exact_mut(n).collect();
+        self.convert_rows(input, &mut rows, n, exact);
+    }
+
+    fn convert_rows(&self, input: &[u64], output: &mut [&mut [u64]], n: usize, exact: bool) {
         let k = self.from.len();
+        if k == 1 {
+            // Single-prime source (α = 1 digits): A/a_0 = 1, so the conversion is a reduction of
+            // x (approximate) or of its centred representative (exact) into each target.
+            let a = self.from[0];
+            let src = &input[..n];
+            for (b, out) in self.to.iter().zip(output.iter_mut()) {
+                let bq = b.value();
+                let (half, a_mod_b) = (a.value() >> 1, b.reduce(a.value()));
+                let small = a.value() <= 2 * bq;
+                // Branch-free: the comparisons are coin flips on uniform residues.
+                let reduce = |x: u64| -> u64 {
+                    if small {
+                        x - (bq & 0u64.wrapping_sub((x >= bq) as u64))
+                    } else {
+                        b.reduce(x)
+                    }
+                };
+                if exact {
+                    for (o, x) in out.iter_mut().zip(src) {
+                        let t = reduce(*x).wrapping_sub(a_mod_b & 0u64.wrapping_sub((*x > half) as u64));
+                        *o = t.wrapping_add(bq & 0u64.wrapping_sub(t >> 63));
+                    }
+                } else {
+                    for (o, x) in out.iter_mut().zip(src) {
+                        *o = reduce(*x);
+                    }
+                }
+            }
+            return;
+        }
         // y_i = x_i · (A/a_i)^{-1} mod a_i, limb-major scratch.
         let mut y = vec![0u64; k * n];
-        for (i, (m, (w, ws))) in self.from.iter().zip(&self.a_hat_inv).enumerate() {
-            let (src, dst) = (&input[i * n..(i + 1) * n], &mut y[i * n..(i + 1) * n]);
+        for ((m, (w, ws)), (src, dst)) in self.from.iter().zip(&self.a_hat_inv).zip(input.chunks_exact(n).zip(y.chunks_exact_mut(n))) {
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = m.mul_shoup(*s, *w, *ws);
             }
         }
-        let v: Vec<u64> = if exact {
-            (0..n)
-                .map(|c| {
-                    let f: f64 = (0..k)
-                        .map(|i| y[i * n + c] as f64 * self.a_inv_f64[i])
-                        .sum();
-                    f.round() as u64
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for (j, b) in self.to.iter().enumerate() {
-            let row = &self.a_hat_mod_b[j];
-            let out = &mut output[j * n..(j + 1) * n];
-            // Reduce the multipliers once; accumulate 128-bit products lazily, in chunks small
-            // enough that the u128 accumulator cannot overflow (each product < 2^124).
-            for (c, o) in out.iter_mut().enumerate() {
-                let mut acc: u128 = 0;
-                for (i, h) in row.iter().enumerate() {
-                    acc += y[i * n + c] as u128 * *h as u128;
-                    if i % 15 == 14 {
-                        acc = b.reduce_u128(acc) as u128;
-                    }
+        // v = round(Σ_i y_i / a_i): the multiple of A to subtract for the centred value.
+        let mut v = Vec::new();
+        if exact {
+            let mut f = vec![0f64; n];
+            for (yi, inv) in y.chunks_exact(n).zip(&self.a_inv_f64) {
+                for (f, y) in f.iter_mut().zip(yi) {
+                    *f += *y as f64 * inv;
                 }
-                let mut r = b.reduce_u128(acc);
-                if exact {
-                    r = b.sub(r, b.mul(b.reduce(v[c]), self.a_mod_b[j]));
+            }
+            v = f.into_iter().map(|f| f.round() as u64).collect();
+        }
+        // Each product is < 2^124; sixteen of them fit in a u128 accumulator.
+        let mut acc = vec![0u128; n];
+        for ((b, row), (out, a_mod_b)) in self.to.iter().zip(&self.a_hat_mod_b).zip(output.iter_mut().zip(&self.a_mod_b)) {
+            acc.iter_mut().for_each(|a| *a = 0);
+            for (i, (yi, h)) in y.chunks_exact(n).zip(row).enumerate() {
+                let h = *h as u128;
+                for (a, y) in acc.iter_mut().zip(yi) {
+                    *a += *y as u128 * h;
                 }
-                *o = r;
+                if i % 16 == 15 {
+                    acc.iter_mut().for_each(|a| *a = b.reduce_u128(*a) as u128);
+                }
+            }
+            if exact {
+                for ((o, a), v) in out.iter_mut().zip(&acc).zip(&v) {
+                    *o = b.sub(b.reduce_u128(*a), b.mul(b.reduce(*v), *a_mod_b));
+                }
+            } else {
+                for (o, a) in out.iter_mut().zip(&acc) {
+                    *o = b.reduce_u128(*a);
+                }
             }
         }
     }

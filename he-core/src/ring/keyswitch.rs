@@ -174,32 +174,19 @@ impl KeySwitchBasis {
         let n = self.ring_q.degree();
         let range = self.digit_range(level, j);
         let k = self.ring_p.max_limbs();
-        let others = level + 1 - range.len();
-        let mut converted = vec![0u64; (others + k) * n];
-        conv.convert_exact(
-            &d_coeff.as_slice()[range.start * n..range.end * n],
-            &mut converted,
-            n,
-        )?;
-        // Assemble the Q part: converted limbs outside the digit, original limbs inside.
         let mut q = Poly::<Eval>::zero(n, level + 1);
+        let mut p = Poly::<Eval>::zero(n, k);
         {
-            let dst = q.as_mut_slice();
-            dst[..range.start * n].copy_from_slice(&converted[..range.start * n]);
-            dst[range.start * n..range.end * n]
-                .copy_from_slice(&d_eval.as_slice()[range.start * n..range.end * n]);
-            dst[range.end * n..].copy_from_slice(&converted[range.start * n..others * n]);
-        }
-        // Forward NTT of the converted Q limbs only.
-        {
-            let dst = q.as_mut_slice();
-            let (before, rest) = dst.split_at_mut(range.start * n);
+            // Convert straight into the destination limbs: Q limbs outside the digit, then P.
+            let (before, rest) = q.as_mut_slice().split_at_mut(range.start * n);
+            let (own, after) = rest.split_at_mut(range.len() * n);
+            own.copy_from_slice(&d_eval.as_slice()[range.start * n..range.end * n]);
+            let mut rows: Vec<&mut [u64]> = before.chunks_exact_mut(n).chain(after.chunks_exact_mut(n)).chain(p.as_mut_slice().chunks_exact_mut(n)).collect();
+            conv.convert_into(&d_coeff.as_slice()[range.start * n..range.end * n], &mut rows, n, true)?;
+            drop(rows);
             self.ring_q.ntt_limbs(before, 0, true);
-            let after = &mut rest[range.len() * n..];
             self.ring_q.ntt_limbs(after, range.end, true);
         }
-        let mut p = Poly::<Eval>::zero(n, k);
-        p.as_mut_slice().copy_from_slice(&converted[others * n..]);
         self.ring_p.ntt_limbs(p.as_mut_slice(), 0, true);
         Ok(PolyQP { q, p })
     }

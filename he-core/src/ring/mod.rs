@@ -196,15 +196,15 @@ impl RingContext {
     /// The polynomial with small signed coefficients `coeffs` (length `N`), reduced into each
     /// of the first `limbs` moduli.
     pub fn from_signed(&self, coeffs: &[i64], limbs: usize) -> Result<Poly<Coeff>> {
-        self.from_fn(limbs, coeffs.len(), |m, j| m.reduce_i64(coeffs[j]))
+        self.poly_from_fn(limbs, coeffs.len(), |m, j| m.reduce_i64(coeffs[j]))
     }
 
     /// The polynomial with signed 128-bit coefficients (e.g. encoded CKKS values).
     pub fn from_i128(&self, coeffs: &[i128], limbs: usize) -> Result<Poly<Coeff>> {
-        self.from_fn(limbs, coeffs.len(), |m, j| m.reduce_i128(coeffs[j]))
+        self.poly_from_fn(limbs, coeffs.len(), |m, j| m.reduce_i128(coeffs[j]))
     }
 
-    fn from_fn(
+    fn poly_from_fn(
         &self,
         limbs: usize,
         len: usize,
@@ -479,7 +479,7 @@ impl RingContext {
     fn check_galois(&self, k: u64) -> Result<u64> {
         let two_n = 2 * self.n as u64;
         let k = k % two_n;
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             return Err(Error::OutOfRange {
                 what: "Galois element",
                 found: k.to_string(),
