@@ -37,9 +37,15 @@ fn bench_ntt(c: &mut Criterion) {
             let concrete = concrete_ntt::prime64::Plan::try_new(n, q).unwrap();
             let mut a = input(n, q);
             g.throughput(Throughput::Elements(butterflies(n)));
-            g.bench_with_input(BenchmarkId::new("home", n), &n, |b, _| b.iter(|| ours.forward_unchecked(black_box(&mut a))));
-            g.bench_with_input(BenchmarkId::new("tfhe-ntt-direct", n), &n, |b, _| b.iter(|| direct.fwd(black_box(&mut a))));
-            g.bench_with_input(BenchmarkId::new("concrete-ntt", n), &n, |b, _| b.iter(|| concrete.fwd(black_box(&mut a))));
+            g.bench_with_input(BenchmarkId::new("home", n), &n, |b, _| {
+                b.iter(|| ours.forward_unchecked(black_box(&mut a)))
+            });
+            g.bench_with_input(BenchmarkId::new("tfhe-ntt-direct", n), &n, |b, _| {
+                b.iter(|| direct.fwd(black_box(&mut a)))
+            });
+            g.bench_with_input(BenchmarkId::new("concrete-ntt", n), &n, |b, _| {
+                b.iter(|| concrete.fwd(black_box(&mut a)))
+            });
         }
         g.finish();
         let mut g = c.benchmark_group(format!("ntt_inverse/{bits}-bit"));
@@ -49,7 +55,11 @@ fn bench_ntt(c: &mut Criterion) {
             let ours = TfheNtt::new(n, q).unwrap();
             let mut a = input(n, q);
             g.throughput(Throughput::Elements(butterflies(n)));
-            g.bench_with_input(BenchmarkId::new("home (incl. N^-1 scaling)", n), &n, |b, _| b.iter(|| ours.inverse_unchecked(black_box(&mut a))));
+            g.bench_with_input(
+                BenchmarkId::new("home (incl. N^-1 scaling)", n),
+                &n,
+                |b, _| b.iter(|| ours.inverse_unchecked(black_box(&mut a))),
+            );
         }
         g.finish();
     }
@@ -57,7 +67,9 @@ fn bench_ntt(c: &mut Criterion) {
     let q = ntt_primes(49, 1, n, &[]).unwrap()[0];
     let r = ReferenceNtt::new(n, q, None).unwrap();
     let mut a = input(n, q);
-    c.bench_function("ntt_forward/reference-scalar/49-bit/4096", |b| b.iter(|| r.forward_unchecked(black_box(&mut a))));
+    c.bench_function("ntt_forward/reference-scalar/49-bit/4096", |b| {
+        b.iter(|| r.forward_unchecked(black_box(&mut a)))
+    });
 }
 
 /// Median ns per butterfly over 31 batches.
@@ -94,7 +106,11 @@ fn summary() {
             let h = ns_per_butterfly(n, || ours.forward_unchecked(black_box(&mut a)));
             let d = ns_per_butterfly(n, || direct.fwd(black_box(&mut a)));
             let c = ns_per_butterfly(n, || concrete.fwd(black_box(&mut a)));
-            println!("| 2^{log_n} | {bits}-bit | {h:.3} | {d:.3} | {:.3} | {c:.3} | {:.2} |", h / d, c / d);
+            println!(
+                "| 2^{log_n} | {bits}-bit | {h:.3} | {d:.3} | {:.3} | {c:.3} | {:.2} |",
+                h / d,
+                c / d
+            );
         }
     }
 }
@@ -103,10 +119,16 @@ criterion_group!(benches, bench_ntt);
 
 fn main() {
     benches();
-    criterion::Criterion::default().configure_from_args().final_summary();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
     // `cargo bench -- --list` and filtered runs skip the summary.
     let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--list") && args.iter().all(|a| a.starts_with('-') || a.contains("math")) {
+    if !args.iter().any(|a| a == "--list")
+        && args
+            .iter()
+            .all(|a| a.starts_with('-') || a.contains("math"))
+    {
         summary();
     }
 }

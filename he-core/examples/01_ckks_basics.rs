@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sk = SecretKey::generate(&params)?;
     let pk = PublicKey::generate(&sk)?;
     let keys = EvalKeySet::generate(&sk, true, &[], false)?; // relinearization key only
-    println!("evaluation keys: {:.1} MiB", keys.bytes() as f64 / (1 << 20) as f64);
+    println!(
+        "evaluation keys: {:.1} MiB",
+        keys.bytes() as f64 / (1 << 20) as f64
+    );
 
     let encoder = Encoder::new(&params)?;
     let encryptor = Encryptor::new(&params, pk)?;
@@ -33,7 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (level, scale) = (params.max_level(), params.default_scale());
     let cx = encryptor.encrypt(&encoder.encode(&x, level, scale)?)?;
     let cy = encryptor.encrypt(&encoder.encode(&y, level, scale)?)?;
-    println!("fresh ciphertext: level {}, scale 2^{:.1}", cx.level(), cx.scale().log2());
+    println!(
+        "fresh ciphertext: level {}, scale 2^{:.1}",
+        cx.level(),
+        cx.scale().log2()
+    );
 
     // 4. x·y: multiply, relinearize, rescale (scale 2^80 -> ~2^40, level L -> L-1).
     let mut xy = eval.mul_relin(&cx, &cy)?;
@@ -50,13 +57,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // they add without any alignment; a mismatch would be a typed error naming both scales.
     let mut f = eval.add(&xy, &x2)?;
     eval.add_const_assign(&mut f, -1.0)?;
-    println!("result: level {}, scale 2^{:.3}", f.level(), f.scale().log2());
+    println!(
+        "result: level {}, scale 2^{:.3}",
+        f.level(),
+        f.scale().log2()
+    );
 
     // 5. Decrypt, decode and measure precision against the cleartext.
     let got = encoder.decode(&decryptor.decrypt(&f)?)?;
-    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a * b + 0.5 * a * a - 1.0).collect();
-    println!("f(x,y) first slots: {:?}", &got[..4].iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>());
-    println!("cleartext:          {:?}", &want[..4].iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>());
+    let want: Vec<f64> = x
+        .iter()
+        .zip(&y)
+        .map(|(a, b)| a * b + 0.5 * a * a - 1.0)
+        .collect();
+    println!(
+        "f(x,y) first slots: {:?}",
+        &got[..4]
+            .iter()
+            .map(|v| format!("{v:.6}"))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "cleartext:          {:?}",
+        &want[..4]
+            .iter()
+            .map(|v| format!("{v:.6}"))
+            .collect::<Vec<_>>()
+    );
     let stats = PrecisionStats::compare(&want, &got);
     println!("{stats}");
     if stats.mean_bits < 15.0 {

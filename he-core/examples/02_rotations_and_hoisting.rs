@@ -20,34 +20,60 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let diag_idx: Vec<i64> = (0..16).collect();
     let n1 = 4;
     let mut steps: Vec<i64> = hoisted_steps.to_vec();
-    steps.extend(Evaluator::linear_transform_steps(diag_idx.iter().copied(), n1, slots));
+    steps.extend(Evaluator::linear_transform_steps(
+        diag_idx.iter().copied(),
+        n1,
+        slots,
+    ));
     steps.extend((0..12).map(|i| 1i64 << i)); // sum of 4096 slots
     steps.sort_unstable();
     steps.dedup();
     let sk = SecretKey::generate(&params)?;
     let t = Instant::now();
     let keys = EvalKeySet::generate(&sk, true, &steps, true)?;
-    println!("{} Galois keys + relin key: {:.1} MiB in {:.2?}", steps.len() + 1, keys.bytes() as f64 / (1 << 20) as f64, t.elapsed());
+    println!(
+        "{} Galois keys + relin key: {:.1} MiB in {:.2?}",
+        steps.len() + 1,
+        keys.bytes() as f64 / (1 << 20) as f64,
+        t.elapsed()
+    );
     let eval = Evaluator::with_keys(&params, Arc::new(keys))?;
     let encoder = Encoder::new(&params)?;
     let encryptor = Encryptor::new(&params, PublicKey::generate(&sk)?)?;
     let decryptor = Decryptor::new(&sk);
 
-    let z: Vec<Complex64> = (0..slots).map(|i| Complex64::new((i as f64 * 0.01).sin(), (i as f64 * 0.02).cos())).collect();
-    let ct = encryptor.encrypt(&encoder.encode_complex(&z, params.max_level(), params.default_scale())?)?;
-    let dec = |c| -> Result<Vec<Complex64>, he_core::Error> { encoder.decode_complex(&decryptor.decrypt(c)?) };
+    let z: Vec<Complex64> = (0..slots)
+        .map(|i| Complex64::new((i as f64 * 0.01).sin(), (i as f64 * 0.02).cos()))
+        .collect();
+    let ct = encryptor.encrypt(&encoder.encode_complex(
+        &z,
+        params.max_level(),
+        params.default_scale(),
+    )?)?;
+    let dec = |c| -> Result<Vec<Complex64>, he_core::Error> {
+        encoder.decode_complex(&decryptor.decrypt(c)?)
+    };
 
     // Rotation left by 3 and conjugation.
     let r = eval.rotate(&ct, 3)?;
     let want: Vec<Complex64> = (0..slots).map(|i| z[(i + 3) % slots]).collect();
-    println!("rotate(3):   {}", PrecisionStats::compare_complex(&want, &dec(&r)?));
+    println!(
+        "rotate(3):   {}",
+        PrecisionStats::compare_complex(&want, &dec(&r)?)
+    );
     let c = eval.conjugate(&ct)?;
     let want: Vec<Complex64> = z.iter().map(|v| v.conj()).collect();
-    println!("conjugate:   {}", PrecisionStats::compare_complex(&want, &dec(&c)?));
+    println!(
+        "conjugate:   {}",
+        PrecisionStats::compare_complex(&want, &dec(&c)?)
+    );
 
     // Hoisted vs one-by-one rotations.
     let t = Instant::now();
-    let plain: Vec<_> = hoisted_steps.iter().map(|s| eval.rotate(&ct, *s)).collect::<Result<_, _>>()?;
+    let plain: Vec<_> = hoisted_steps
+        .iter()
+        .map(|s| eval.rotate(&ct, *s))
+        .collect::<Result<_, _>>()?;
     let t_plain = t.elapsed();
     let t = Instant::now();
     let hoisted = eval.rotate_hoisted(&ct, &hoisted_steps)?;
@@ -64,16 +90,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Sum of the first 4096 slots, replicated.
     let s = eval.sum_slots(&ct, 4096)?;
     let total: Complex64 = z[..4096].iter().sum();
-    println!("sum of 4096 slots: {:.6} (cleartext {:.6})", dec(&s)?[0], total);
+    println!(
+        "sum of 4096 slots: {:.6} (cleartext {:.6})",
+        dec(&s)?[0],
+        total
+    );
 
     // y = M·z for a banded 16-diagonal matrix, by BSGS (diagonals encoded at scale q_l).
     let mut diags = BTreeMap::new();
     for k in &diag_idx {
-        diags.insert(*k, (0..slots).map(|i| Complex64::new(1.0 / (1.0 + (*k as f64) + (i % 5) as f64), 0.0)).collect::<Vec<_>>());
+        diags.insert(
+            *k,
+            (0..slots)
+                .map(|i| Complex64::new(1.0 / (1.0 + (*k as f64) + (i % 5) as f64), 0.0))
+                .collect::<Vec<_>>(),
+        );
     }
     let t = Instant::now();
     let y = eval.linear_transform(&ct, &diags, Some(n1))?;
-    let want: Vec<Complex64> = (0..slots).map(|i| diags.iter().map(|(k, d)| d[i] * z[(i + *k as usize) % slots]).sum()).collect();
-    println!("BSGS 16 diagonals in {:.2?}: {}", t.elapsed(), PrecisionStats::compare_complex(&want, &dec(&y)?));
+    let want: Vec<Complex64> = (0..slots)
+        .map(|i| {
+            diags
+                .iter()
+                .map(|(k, d)| d[i] * z[(i + *k as usize) % slots])
+                .sum()
+        })
+        .collect();
+    println!(
+        "BSGS 16 diagonals in {:.2?}: {}",
+        t.elapsed(),
+        PrecisionStats::compare_complex(&want, &dec(&y)?)
+    );
     Ok(())
 }

@@ -9,11 +9,11 @@ pub mod evaluator;
 pub mod precision;
 
 pub use ciphertext::{Ciphertext, Plaintext};
-/// Complex slot values (re-exported from `num-complex`).
-pub use num_complex::Complex64;
 pub use encoder::Encoder;
 pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;
+/// Complex slot values (re-exported from `num-complex`).
+pub use num_complex::Complex64;
 pub use precision::PrecisionStats;
 
 #[cfg(test)]

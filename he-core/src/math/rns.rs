@@ -231,12 +231,26 @@ impl BaseConverter {
 
     /// Conversion into separate output limbs (one slice of `n` words per target modulus, in
     /// order), so callers can write straight into non-contiguous destinations.
-    pub fn convert_into(&self, input: &[u64], outputs: &mut [&mut [u64]], n: usize, exact: bool) -> Result<()> {
+    pub fn convert_into(
+        &self,
+        input: &[u64],
+        outputs: &mut [&mut [u64]],
+        n: usize,
+        exact: bool,
+    ) -> Result<()> {
         if input.len() != self.from.len() * n {
-            return Err(Error::LengthMismatch { what: "base conversion input", expected: self.from.len() * n, found: input.len() });
+            return Err(Error::LengthMismatch {
+                what: "base conversion input",
+                expected: self.from.len() * n,
+                found: input.len(),
+            });
         }
         if outputs.len() != self.to.len() || outputs.iter().any(|o| o.len() != n) {
-            return Err(Error::LengthMismatch { what: "base conversion output limbs", expected: self.to.len(), found: outputs.len() });
+            return Err(Error::LengthMismatch {
+                what: "base conversion output limbs",
+                expected: self.to.len(),
+                found: outputs.len(),
+            });
         }
         self.convert_rows(input, outputs, n, exact);
         Ok(())
@@ -284,7 +298,8 @@ impl BaseConverter {
                 };
                 if exact {
                     for (o, x) in out.iter_mut().zip(src) {
-                        let t = reduce(*x).wrapping_sub(a_mod_b & 0u64.wrapping_sub((*x > half) as u64));
+                        let t = reduce(*x)
+                            .wrapping_sub(a_mod_b & 0u64.wrapping_sub((*x > half) as u64));
                         *o = t.wrapping_add(bq & 0u64.wrapping_sub(t >> 63));
                     }
                 } else {
@@ -297,7 +312,12 @@ impl BaseConverter {
         }
         // y_i = x_i · (A/a_i)^{-1} mod a_i, limb-major scratch.
         let mut y = vec![0u64; k * n];
-        for ((m, (w, ws)), (src, dst)) in self.from.iter().zip(&self.a_hat_inv).zip(input.chunks_exact(n).zip(y.chunks_exact_mut(n))) {
+        for ((m, (w, ws)), (src, dst)) in self
+            .from
+            .iter()
+            .zip(&self.a_hat_inv)
+            .zip(input.chunks_exact(n).zip(y.chunks_exact_mut(n)))
+        {
             for (d, s) in dst.iter_mut().zip(src) {
                 *d = m.mul_shoup(*s, *w, *ws);
             }
@@ -315,7 +335,12 @@ impl BaseConverter {
         }
         // Each product is < 2^124; sixteen of them fit in a u128 accumulator.
         let mut acc = vec![0u128; n];
-        for ((b, row), (out, a_mod_b)) in self.to.iter().zip(&self.a_hat_mod_b).zip(output.iter_mut().zip(&self.a_mod_b)) {
+        for ((b, row), (out, a_mod_b)) in self
+            .to
+            .iter()
+            .zip(&self.a_hat_mod_b)
+            .zip(output.iter_mut().zip(&self.a_mod_b))
+        {
             acc.iter_mut().for_each(|a| *a = 0);
             for (i, (yi, h)) in y.chunks_exact(n).zip(row).enumerate() {
                 let h = *h as u128;

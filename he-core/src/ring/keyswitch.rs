@@ -181,8 +181,17 @@ impl KeySwitchBasis {
             let (before, rest) = q.as_mut_slice().split_at_mut(range.start * n);
             let (own, after) = rest.split_at_mut(range.len() * n);
             own.copy_from_slice(&d_eval.as_slice()[range.start * n..range.end * n]);
-            let mut rows: Vec<&mut [u64]> = before.chunks_exact_mut(n).chain(after.chunks_exact_mut(n)).chain(p.as_mut_slice().chunks_exact_mut(n)).collect();
-            conv.convert_into(&d_coeff.as_slice()[range.start * n..range.end * n], &mut rows, n, true)?;
+            let mut rows: Vec<&mut [u64]> = before
+                .chunks_exact_mut(n)
+                .chain(after.chunks_exact_mut(n))
+                .chain(p.as_mut_slice().chunks_exact_mut(n))
+                .collect();
+            conv.convert_into(
+                &d_coeff.as_slice()[range.start * n..range.end * n],
+                &mut rows,
+                n,
+                true,
+            )?;
             drop(rows);
             self.ring_q.ntt_limbs(before, 0, true);
             self.ring_q.ntt_limbs(after, range.end, true);
