@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 /// kernels and copies it back (the latency of two PCIe copies per limb — use [`DevicePoly`]
 /// for real speed; this is the drop-in per-limb contract of he-core).
 ///
-/// # Panics
-/// `NttBackend`'s transforms cannot return errors, and this backend never falls back to the
-/// CPU: a device failure during a transform panics with the driver's message. (he-core could
-/// offer fallible variants; see the crate README.)
+/// # Errors and panics
+/// The ring layer calls the fallible `try_forward` / `try_inverse` / `try_mul_accumulate`,
+/// which this backend overrides: a device failure comes back as `he_core::Error::Backend` with
+/// the driver's message, and nothing falls back to the CPU. Only the infallible
+/// `*_unchecked` entry points (not used by he-core's ring layer) panic on a device failure.
 pub struct GpuNtt {
     limbs: Arc<LimbSet>,
     lock: Mutex<()>,
@@ -104,5 +105,17 @@ impl NttBackend for GpuNtt {
     }
     fn mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) {
         or_panic(self.mac(acc, a, b), "multiply-accumulate");
+    }
+    fn try_forward(&self, a: &mut [u64]) -> he_core::Result<()> {
+        self.run(a, true)
+            .map_err(|e| he_core::Error::Backend(format!("he-gpu forward NTT: {e}")))
+    }
+    fn try_inverse(&self, a: &mut [u64]) -> he_core::Result<()> {
+        self.run(a, false)
+            .map_err(|e| he_core::Error::Backend(format!("he-gpu inverse NTT: {e}")))
+    }
+    fn try_mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) -> he_core::Result<()> {
+        self.mac(acc, a, b)
+            .map_err(|e| he_core::Error::Backend(format!("he-gpu multiply-accumulate: {e}")))
     }
 }

@@ -52,17 +52,34 @@ pub trait NttBackend: Send + Sync + Debug {
         }
     }
 
+    /// Fallible forward transform, the form the ring layer calls: a backend that can fail (a
+    /// GPU) overrides it to return its error; the default runs the infallible CPU transform.
+    fn try_forward(&self, a: &mut [u64]) -> Result<()> {
+        self.forward_unchecked(a);
+        Ok(())
+    }
+
+    /// Fallible inverse transform (see [`try_forward`](Self::try_forward)).
+    fn try_inverse(&self, a: &mut [u64]) -> Result<()> {
+        self.inverse_unchecked(a);
+        Ok(())
+    }
+
+    /// Fallible multiply-accumulate (see [`try_forward`](Self::try_forward)).
+    fn try_mul_accumulate(&self, acc: &mut [u64], a: &[u64], b: &[u64]) -> Result<()> {
+        self.mul_accumulate(acc, a, b);
+        Ok(())
+    }
+
     /// Forward transform; errors when `a.len() != N`.
     fn forward(&self, a: &mut [u64]) -> Result<()> {
         check_len(a.len(), self.degree())?;
-        self.forward_unchecked(a);
-        Ok(())
+        self.try_forward(a)
     }
     /// Inverse transform; errors when `a.len() != N`.
     fn inverse(&self, a: &mut [u64]) -> Result<()> {
         check_len(a.len(), self.degree())?;
-        self.inverse_unchecked(a);
-        Ok(())
+        self.try_inverse(a)
     }
 }
 

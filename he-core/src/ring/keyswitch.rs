@@ -193,10 +193,10 @@ impl KeySwitchBasis {
                 true,
             )?;
             drop(rows);
-            self.ring_q.ntt_limbs(before, 0, true);
-            self.ring_q.ntt_limbs(after, range.end, true);
+            self.ring_q.ntt_limbs(before, 0, true)?;
+            self.ring_q.ntt_limbs(after, range.end, true)?;
         }
-        self.ring_p.ntt_limbs(p.as_mut_slice(), 0, true);
+        self.ring_p.ntt_limbs(p.as_mut_slice(), 0, true)?;
         Ok(PolyQP { q, p })
     }
 
@@ -214,7 +214,7 @@ impl KeySwitchBasis {
         let xp = self.ring_p.to_coeff(xp)?;
         let mut c = vec![0u64; (level + 1) * n];
         conv.convert_exact(xp.as_slice(), &mut c, n)?;
-        self.ring_q.ntt_limbs(&mut c, 0, true);
+        self.ring_q.ntt_limbs(&mut c, 0, true)?;
         xq.as_mut_slice()
             .par_chunks_mut(n)
             .zip(c.par_chunks(n))

@@ -251,7 +251,7 @@ impl RingContext {
         p.as_mut_slice()
             .par_chunks_mut(n)
             .zip(&self.ntt)
-            .for_each(|(limb, plan)| plan.forward_unchecked(limb));
+            .try_for_each(|(limb, plan)| plan.try_forward(limb))?;
         Ok(p.retag())
     }
 
@@ -265,23 +265,36 @@ impl RingContext {
         p.as_mut_slice()
             .par_chunks_mut(n)
             .zip(&self.ntt)
-            .for_each(|(limb, plan)| plan.inverse_unchecked(limb));
+            .try_for_each(|(limb, plan)| plan.try_inverse(limb))?;
         Ok(p.retag())
     }
 
-    /// Forward NTT of limbs `[from, to)` of a limb-major buffer of `N`-word limbs, where limb
-    /// `i` of the buffer is taken modulo `q_{from + i}`... (raw form used by key switching).
-    pub(crate) fn ntt_limbs(&self, data: &mut [u64], first_modulus: usize, forward: bool) {
+    /// Forward (or inverse) NTT of every `N`-word limb of a limb-major buffer, limb `i` taken
+    /// modulo `q_{first_modulus + i}` (the raw form key switching works on).
+    pub(crate) fn ntt_limbs(
+        &self,
+        data: &mut [u64],
+        first_modulus: usize,
+        forward: bool,
+    ) -> Result<()> {
         let n = self.n;
-        data.par_chunks_mut(n)
-            .zip(&self.ntt[first_modulus..])
-            .for_each(|(limb, plan)| {
-                if forward {
-                    plan.forward_unchecked(limb)
-                } else {
-                    plan.inverse_unchecked(limb)
-                }
+        let plans = self.ntt.get(first_modulus..).unwrap_or(&[]);
+        if data.len() / n.max(1) > plans.len() {
+            return Err(Error::OutOfRange {
+                what: "limbs to transform",
+                found: (data.len() / n).to_string(),
+                allowed: format!("<= {}", plans.len()),
             });
+        }
+        data.par_chunks_mut(n)
+            .zip(plans)
+            .try_for_each(|(limb, plan)| {
+                if forward {
+                    plan.try_forward(limb)
+                } else {
+                    plan.try_inverse(limb)
+                }
+            })
     }
 
     fn zip_limbs<R, A, B>(
@@ -400,8 +413,7 @@ impl RingContext {
             .par_chunks_mut(n)
             .zip(a.as_slice().par_chunks(n).zip(b.as_slice().par_chunks(n)))
             .zip(&self.ntt)
-            .for_each(|((c, (x, y)), plan)| plan.mul_accumulate(c, x, y));
-        Ok(())
+            .try_for_each(|((c, (x, y)), plan)| plan.try_mul_accumulate(c, x, y))
     }
 
     /// `a *= s` for an integer scalar `s` (reduced into each modulus); any representation.
@@ -603,19 +615,20 @@ impl RingContext {
         let ql = self.moduli[l];
         let mut a = a;
         let (head, last) = a.as_mut_slice().split_at_mut(l * n);
-        self.ntt[l].inverse_unchecked(last);
+        self.ntt[l].try_inverse(last)?;
         let last: Vec<i64> = last.iter().map(|x| ql.center(*x)).collect();
         head.par_chunks_mut(n)
             .zip(&self.moduli[..l])
             .zip(&self.rescale_inv[l])
             .zip(&self.ntt[..l])
-            .for_each(|(((x, m), (w, ws)), plan)| {
+            .try_for_each(|(((x, m), (w, ws)), plan)| -> Result<()> {
                 let mut r: Vec<u64> = last.iter().map(|v| m.reduce_i64(*v)).collect();
-                plan.forward_unchecked(&mut r);
+                plan.try_forward(&mut r)?;
                 for (x, r) in x.iter_mut().zip(&r) {
                     *x = m.mul_shoup(m.sub(*x, *r), *w, *ws);
                 }
-            });
+                Ok(())
+            })?;
         a.truncate(l)?;
         Ok(a)
     }

@@ -7,6 +7,7 @@
 //! 2018, Table 1; the same bounds SEAL and OpenFHE enforce). A weaker set is refused unless the
 //! literal says [`Security::InsecureForTesting`] by name.
 
+use crate::math::ntt::{plan as cpu_plan, NttPlan};
 use crate::math::primes::{check_ntt_prime, ntt_primes};
 use crate::ring::{KeySwitchBasis, RingContext};
 use crate::{Error, Result};
@@ -105,6 +106,11 @@ impl ParametersIntent {
     }
 }
 
+/// Makes the NTT plan for one `(N, q)`: the CPU default, or a device backend chosen explicitly
+/// by the caller (e.g. `he-gpu`'s). Whatever it returns is used for every limb of that prime;
+/// nothing falls back silently.
+pub type NttFactory = dyn Fn(usize, u64) -> Result<NttPlan> + Sync;
+
 /// Validated, immutable parameters: the prime chain with its NTT tables and key-switching
 /// constants. Shared by every object made under them (`Arc`).
 #[derive(Debug)]
@@ -173,13 +179,26 @@ impl Parameters {
         Self::from_primes(literal, q, p)
     }
 
+    /// Like [`new`](Self::new), with every NTT plan made by `factory` (a GPU backend, or the
+    /// scalar reference for testing). The rest of the scheme is unchanged.
+    pub fn new_with_backend(literal: ParametersLiteral, factory: &NttFactory) -> Result<Arc<Self>> {
+        let cpu = Self::new(literal)?;
+        Self::from_primes_with(cpu.literal.clone(), cpu.q.clone(), cpu.p.clone(), factory)
+    }
+
     /// Validates explicit primes (for interoperability with other libraries' chains). The
     /// literal's bit sizes are ignored except for recording; `q` and `p` are checked as NTT
     /// primes for `N`, distinct, and against the security table.
-    pub fn from_primes(
+    pub fn from_primes(literal: ParametersLiteral, q: Vec<u64>, p: Vec<u64>) -> Result<Arc<Self>> {
+        Self::from_primes_with(literal, q, p, &cpu_plan)
+    }
+
+    /// [`from_primes`](Self::from_primes) with NTT plans made by `factory`.
+    pub fn from_primes_with(
         mut literal: ParametersLiteral,
         q: Vec<u64>,
         p: Vec<u64>,
+        factory: &NttFactory,
     ) -> Result<Arc<Self>> {
         let n = 1usize << literal.log_n;
         for x in q.iter().chain(&p) {
@@ -226,8 +245,18 @@ impl Parameters {
             None => ((log_p / max_q_bits).floor() as usize).clamp(1, q.len()),
         };
         literal.alpha = Some(alpha);
-        let ring_q = RingContext::new(n, &q)?;
-        let ring_p = RingContext::new(n, &p)?;
+        let ring_q = RingContext::with_plans(
+            n,
+            q.iter()
+                .map(|x| factory(n, *x))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+        let ring_p = RingContext::with_plans(
+            n,
+            p.iter()
+                .map(|x| factory(n, *x))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
         let ks = KeySwitchBasis::new(ring_q.clone(), ring_p.clone(), alpha)?;
         let hash = params_hash(&literal, &q, &p);
         Ok(Arc::new(Self {
@@ -546,6 +575,36 @@ mod tests {
         let c = Preset::N15Depth14.parameters().unwrap();
         assert_ne!(a.hash(), c.hash());
         assert!(a.check_hash(c.hash()).is_err());
+    }
+
+    #[test]
+    fn reference_backend_gives_identical_results() {
+        use crate::math::ntt::ReferenceNtt;
+        let lit = ParametersLiteral {
+            log_n: 10,
+            log_q: vec![50, 40],
+            log_p: vec![55],
+            alpha: None,
+            log_scale: 40.0,
+            secret: SecretDistribution::UniformTernary,
+            security: Security::InsecureForTesting,
+        };
+        let fast = Parameters::new(lit.clone()).unwrap();
+        let reference = Parameters::new_with_backend(lit, &|n, q| {
+            let psi = cpu_plan(n, q)?.psi();
+            Ok(Arc::new(ReferenceNtt::new(n, q, Some(psi))?) as NttPlan)
+        })
+        .unwrap();
+        assert_eq!(fast.hash(), reference.hash());
+        let mut prng = crate::math::Prng::from_seed([5; 32]);
+        let a = fast
+            .ring_q()
+            .uniform::<crate::ring::Coeff>(&mut prng, 2)
+            .unwrap();
+        let x = fast.ring_q().to_eval(a.clone()).unwrap();
+        let y = reference.ring_q().to_eval(a).unwrap();
+        assert_eq!(x, y);
+        assert_eq!(reference.ring_q().ntt(0).unwrap().name(), "reference");
     }
 
     #[test]
