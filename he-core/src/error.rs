@@ -130,6 +130,9 @@ pub enum Error {
     /// Failure of the operating system's randomness source.
     #[error("OS randomness unavailable: {0}")]
     Randomness(String),
+    /// A storage tier (file, memory-mapped store, PMEM) failed or returned damaged data.
+    #[error("storage error: {0}")]
+    Storage(String),
     /// A backend (e.g. a GPU) failed.
     #[error("backend error: {0}")]
     Backend(String),

@@ -406,6 +406,7 @@ impl Evaluator {
         let rq = self.params.ring_q();
         let perm = rq.automorphism_eval_permutation(g)?;
         let (c0, c1) = rayon::join(|| rq.permute(&a.c[0], &perm), || rq.permute(&a.c[1], &perm));
+        let (c0, c1) = (c0?, c1?);
         let (k0, k1) = key_switch(&self.params, &c1, &key)?;
         let mut c0 = c0;
         rq.add_assign(&mut c0, &k0)?;
@@ -449,7 +450,7 @@ impl Evaluator {
                 let key = keys.galois_key(g)?;
                 let perm = rq.automorphism_eval_permutation(g)?;
                 let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;
-                let mut c0 = rq.permute(&a.c[0], &perm);
+                let mut c0 = rq.permute(&a.c[0], &perm)?;
                 rq.add_assign(&mut c0, &k0)?;
                 Ok(self.new_ct(vec![c0, k1], a.scale()))
             })

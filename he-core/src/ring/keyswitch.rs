@@ -152,6 +152,8 @@ impl KeySwitchBasis {
     /// `d_eval`, at the same level): returns `[d]_{D_j}` extended to `Q_l ∪ P`, evaluation form.
     /// The digit's own limbs are copied from `d_eval`; the others are converted and transformed.
     pub fn mod_up(&self, d_coeff: &Poly<Coeff>, d_eval: &Poly<Eval>, j: usize) -> Result<PolyQP> {
+        self.ring_q.check_shape(d_coeff)?;
+        self.ring_q.check_shape(d_eval)?;
         let level = d_coeff.level();
         if d_eval.level() != level {
             return Err(Error::LevelMismatch {
@@ -204,6 +206,15 @@ impl KeySwitchBasis {
     /// (Exact to within the floating-point tie margin of [`BaseConverter::convert_exact`].)
     pub fn mod_down(&self, x: PolyQP) -> Result<Poly<Eval>> {
         let PolyQP { q: mut xq, p: xp } = x;
+        self.ring_q.check_shape(&xq)?;
+        self.ring_p.check_shape(&xp)?;
+        if xp.limbs() != self.ring_p.max_limbs() {
+            return Err(Error::LengthMismatch {
+                what: "P limbs of ModDown input",
+                expected: self.ring_p.max_limbs(),
+                found: xp.limbs(),
+            });
+        }
         let level = xq.level();
         let conv = self.mod_down.get(level).ok_or(Error::OutOfRange {
             what: "level",

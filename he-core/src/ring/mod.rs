@@ -158,7 +158,10 @@ impl RingContext {
         Ok(())
     }
 
-    fn check_shape<R: Representation, C: AsRef<[u64]>>(&self, p: &Poly<R, C>) -> Result<()> {
+    pub(crate) fn check_shape<R: Representation, C: AsRef<[u64]>>(
+        &self,
+        p: &Poly<R, C>,
+    ) -> Result<()> {
         if p.degree() != self.n {
             return Err(Error::LengthMismatch {
                 what: "polynomial degree",
@@ -552,13 +555,20 @@ impl RingContext {
     ) -> Result<Poly<Eval>> {
         self.check_shape(a)?;
         let perm = self.automorphism_eval_permutation(k)?;
-        Ok(self.permute(a, &perm))
+        self.permute(a, &perm)
     }
 
     /// Applies a precomputed evaluation-form permutation (see
     /// [`automorphism_eval_permutation`](Self::automorphism_eval_permutation)).
-    pub fn permute<A: AsRef<[u64]>>(&self, a: &Poly<Eval, A>, perm: &[u32]) -> Poly<Eval> {
+    pub fn permute<A: AsRef<[u64]>>(&self, a: &Poly<Eval, A>, perm: &[u32]) -> Result<Poly<Eval>> {
+        self.check_shape(a)?;
         let n = self.n;
+        if perm.len() != n || perm.iter().any(|p| *p as usize >= n) {
+            return Err(Error::InvalidParameters(format!(
+                "a permutation of 0..{n} is needed ({} entries given)",
+                perm.len()
+            )));
+        }
         let mut out = Poly::<Eval>::zero(n, a.limbs());
         out.as_mut_slice()
             .par_chunks_mut(n)
@@ -568,7 +578,7 @@ impl RingContext {
                     *o = x[*p as usize];
                 }
             });
-        out
+        Ok(out)
     }
 
     /// Divides by the last prime `q_l` with rounding and drops that limb (coefficient form).

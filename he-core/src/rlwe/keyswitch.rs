@@ -85,11 +85,13 @@ pub fn key_switch_decomposed(
             permuted = dec
                 .digits
                 .iter()
-                .map(|d| PolyQP {
-                    q: rq.permute(&d.q, perm),
-                    p: rp.permute(&d.p, perm),
+                .map(|d| {
+                    Ok(PolyQP {
+                        q: rq.permute(&d.q, perm)?,
+                        p: rp.permute(&d.p, perm)?,
+                    })
                 })
-                .collect::<Vec<_>>();
+                .collect::<Result<Vec<_>>>()?;
             &permuted
         }
     };
