@@ -1,0 +1,210 @@
+//! The crate's one error type.
+//!
+//! Every variant names the file or object involved and says what was expected and what was
+//! found, so that a failure can be diagnosed from its message alone.
+
+use crate::object::ObjectType;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Errors returned by `pmem-store`. Marked `#[non_exhaustive]`: new failure modes may be added.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store directory does not exist.
+    #[error("store directory {path} does not exist: expected a directory made by Store::create")]
+    MissingDirectory {
+        /// The directory asked for.
+        path: PathBuf,
+    },
+    /// The directory exists but holds no store (no index file).
+    #[error("{path} is not a HomE store: expected an index file {expected}, found none")]
+    NotAStore {
+        /// The directory asked for.
+        path: PathBuf,
+        /// The index file that should be there.
+        expected: PathBuf,
+    },
+    /// `create` on a directory that already holds a store.
+    #[error("cannot create a store in {path}: expected no index file, found {found}")]
+    AlreadyExists {
+        /// The directory asked for.
+        path: PathBuf,
+        /// The index file found.
+        found: PathBuf,
+    },
+    /// Another writer holds the store's lock file.
+    #[error("store {path} is locked by another writer (lock file {lock}, held by {holder}); expected no other writer — open read-only, or wait for it to close")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// What the lock file says about its holder (a process id), if anything.
+        holder: String,
+    },
+    /// An operating-system call failed.
+    #[error("I/O error while {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index header or a committed index record is damaged.
+    #[error("corrupted index {path} at byte {offset}: {reason}")]
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// Byte offset of the damage.
+        offset: u64,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// The index is shorter than its header, or (in strict mode) ends in a torn record.
+    #[error("truncated index {path}: expected at least {expected} bytes, found {found}")]
+    TruncatedIndex {
+        /// The index file.
+        path: PathBuf,
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// A segment file's header is damaged, or the segment is missing.
+    #[error("corrupted segment {path}: {reason}")]
+    CorruptSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// A segment file is shorter than an object it holds.
+    #[error("truncated segment {path}: object {key:?} needs bytes up to {expected}, the file has {found}")]
+    TruncatedSegment {
+        /// The segment file.
+        path: PathBuf,
+        /// The object.
+        key: String,
+        /// End offset the object needs.
+        expected: u64,
+        /// File length found.
+        found: u64,
+    },
+    /// An object's payload does not match its committed checksum.
+    #[error("corrupted object {key:?} in {path} at offset {offset}: checksum expected {expected:016x}, found {found:016x}")]
+    CorruptObject {
+        /// The object.
+        key: String,
+        /// Its segment file.
+        path: PathBuf,
+        /// Its offset in the segment.
+        offset: u64,
+        /// Checksum in the index.
+        expected: u64,
+        /// Checksum of the bytes found.
+        found: u64,
+    },
+    /// A store or object made for other parameters.
+    #[error(
+        "parameter mismatch for {what}: expected parameters {expected:016x}, found {found:016x}"
+    )]
+    ParamsMismatch {
+        /// The store or object concerned.
+        what: String,
+        /// Hash of the parameters expected.
+        expected: u64,
+        /// Hash of the parameters found.
+        found: u64,
+    },
+    /// No object under this key.
+    #[error("object {key:?} not found in store {path}")]
+    NotFound {
+        /// The key asked for.
+        key: String,
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The object exists with another type than the one asked for.
+    #[error("object {key:?} has type {found}, expected {expected}")]
+    TypeMismatch {
+        /// The object.
+        key: String,
+        /// Type asked for.
+        expected: ObjectType,
+        /// Type stored.
+        found: ObjectType,
+    },
+    /// One object is larger than the whole DRAM budget.
+    #[error("object {key:?} of {needed} bytes does not fit the DRAM budget: expected a budget of at least {needed} bytes, found {budget}")]
+    BudgetTooSmall {
+        /// The object.
+        key: String,
+        /// Its size.
+        needed: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// The budget is held by live handles: nothing can be evicted to map another object.
+    #[error("DRAM budget exhausted mapping {key:?}: {needed} bytes needed, {pinned} of the {budget}-byte budget held by live handles (drop handles to free it)")]
+    BudgetExhausted {
+        /// The object.
+        key: String,
+        /// Its size.
+        needed: u64,
+        /// Bytes held by handles the caller still owns.
+        pinned: u64,
+        /// The budget.
+        budget: u64,
+    },
+    /// A write on a store opened read-only.
+    #[error("{op} needs a writable store, found one opened read-only")]
+    ReadOnly {
+        /// The refused operation.
+        op: &'static str,
+    },
+    /// A key that cannot be stored.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An object that cannot be stored or used as asked (bad metadata, wrong shape).
+    #[error("invalid object {key:?}: {reason}")]
+    InvalidObject {
+        /// The object.
+        key: String,
+        /// What was expected and what was found.
+        reason: String,
+    },
+    /// A file written by an unsupported format version.
+    #[error("unsupported format version in {path}: expected {expected}, found {found}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version this build reads.
+        expected: u32,
+        /// Version found.
+        found: u32,
+    },
+    /// An error from `he-core` (building a key from a mapped object).
+    #[error(transparent)]
+    Core(#[from] he_core::Error),
+}
+
+/// Result alias with the crate's [`StoreError`].
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Wraps an `io::Error` with the operation and path.
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { op, path, source }
+}

@@ -1,0 +1,114 @@
+//! [`PmemKeyStore`]: evaluation keys served to an evaluator straight from the store.
+
+use crate::error::StoreError;
+use crate::object::ObjectType;
+use crate::store::Store;
+use he_core::rlwe::{EvalKeyProvider, KeyKind, KeySwitchKey};
+use std::sync::Arc;
+
+/// An [`EvalKeyProvider`] backed by a [`Store`]: the relinearization key is the object
+/// `"{prefix}relin"`, the Galois key for element `g` the object `"{prefix}galois/{g}"`.
+///
+/// Keys are mapped on demand and used in place (the `KeySwitchKey` borrows the mapping through
+/// its `Arc<dyn LimbStorage>`), checked against the store's parameters, and
+/// [`EvalKeyProvider::prefetch`] hands the upcoming Galois elements to the store's prefetcher.
+#[derive(Debug, Clone)]
+pub struct PmemKeyStore {
+    store: Arc<Store>,
+    prefix: String,
+}
+
+impl PmemKeyStore {
+    /// Serves keys named under `prefix` (e.g. `"keys/"`, or `""`) from `store`.
+    pub fn new(store: Arc<Store>, prefix: impl Into<String>) -> Self {
+        Self {
+            store,
+            prefix: prefix.into(),
+        }
+    }
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+    /// Object key of the relinearization key.
+    pub fn relin_name(&self) -> String {
+        format!("{}relin", self.prefix)
+    }
+    /// Object key of the Galois key for `galois_element`.
+    pub fn galois_name(&self, galois_element: u64) -> String {
+        format!("{}galois/{galois_element}", self.prefix)
+    }
+    /// Stores `key` under the name its kind calls for. Durable when it returns.
+    pub fn insert(&self, key: &KeySwitchKey) -> Result<(), StoreError> {
+        let name = match key.kind() {
+            KeyKind::Relinearization => self.relin_name(),
+            KeyKind::Galois(g) => self.galois_name(g),
+        };
+        self.store.put_key(&name, key).map(|_| ())
+    }
+
+    fn fetch(&self, name: &str, want: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
+        let key = self.store.get_key(name).map_err(|e| to_core(e, name))?;
+        if key.kind() != want {
+            return Err(he_core::Error::MissingKey(format!(
+                "object {name:?} holds a {:?} key, expected {want:?}",
+                key.kind()
+            )));
+        }
+        Ok(Arc::new(key))
+    }
+}
+
+/// Maps a store error to `he-core`'s error type (which has no storage variant yet: I/O and
+/// integrity failures travel as `Backend` with the store's full message).
+fn to_core(e: StoreError, name: &str) -> he_core::Error {
+    match e {
+        StoreError::NotFound { .. } => {
+            he_core::Error::MissingKey(format!("no object {name:?} in the key store"))
+        }
+        StoreError::ParamsMismatch {
+            expected, found, ..
+        } => he_core::Error::ParameterMismatch { expected, found },
+        StoreError::Core(c) => c,
+        other => he_core::Error::Storage(format!("pmem key store: {other}")),
+    }
+}
+
+impl EvalKeyProvider for PmemKeyStore {
+    fn relinearization_key(&self) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.fetch(&self.relin_name(), KeyKind::Relinearization)
+    }
+
+    fn galois_key(&self, galois_element: u64) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.fetch(
+            &self.galois_name(galois_element),
+            KeyKind::Galois(galois_element),
+        )
+    }
+
+    fn galois_elements(&self) -> Vec<u64> {
+        let want = self.store.params_hash();
+        let mut v: Vec<u64> = self
+            .store
+            .list()
+            .into_iter()
+            .filter(|o| {
+                o.meta.ty == ObjectType::GaloisKey
+                    && o.key.starts_with(&self.prefix)
+                    && want.is_none_or(|h| h == o.meta.params_hash)
+            })
+            .map(|o| o.meta.aux)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    fn prefetch(&self, galois_elements: &[u64]) {
+        let names: Vec<String> = galois_elements
+            .iter()
+            .map(|&g| self.galois_name(g))
+            .collect();
+        self.store.prefetch(&names);
+    }
+}

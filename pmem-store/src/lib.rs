@@ -1,0 +1,34 @@
+//! # pmem-store — the memory-mapped, crash-consistent tier of HomE
+//!
+//! A [`Store`] is a directory of append-only segment files holding typed objects
+//! (ciphertexts, plaintext weights, relinearization and Galois keys, tensors, bytes) and one
+//! append-only index of checksummed records. Payloads are laid out exactly as `he-core` keeps
+//! them in memory (limb-major `u64` residues, page-aligned), so a mapped object is used in
+//! place: [`MappedObject`] implements [`he_core::rlwe::LimbStorage`], and [`PmemKeyStore`]
+//! implements [`he_core::rlwe::EvalKeyProvider`] for evaluators that fetch Galois keys lazily.
+//!
+//! A DRAM budget bounds the bytes mapped at any time; an LRU cache keeps recently used
+//! objects mapped; a prefetch thread maps and reads ahead the objects of a given access
+//! schedule and evicts (unmaps, and drops from the page cache) those no longer needed.
+//!
+//! Durability: `put` writes the payload at a fresh place and flushes it, then appends and
+//! flushes an index record (generation counter + CRC-32) naming it; recovery keeps the intact
+//! prefix of the index. See the crate README for the on-disk format and the argument.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod cache;
+pub mod error;
+pub mod format;
+mod keys;
+pub mod object;
+mod store;
+pub mod sys;
+
+pub use cache::{MappedObject, ObjectHandle};
+pub use error::{Result, StoreError};
+pub use format::PAYLOAD_ALIGN;
+pub use keys::PmemKeyStore;
+pub use object::{ObjectInfo, ObjectMeta, ObjectType};
+pub use store::{
+    RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE, LOCK_FILE,
+};
