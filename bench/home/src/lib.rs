@@ -10,7 +10,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// CPU time consumed by the whole process so far, in microseconds (all threads).
 pub fn process_cpu_us() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     if rc != 0 {
@@ -52,7 +55,16 @@ pub fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 
 /// One result line, as `bench/peer/table.py` reads them (the fields of its JSON schema).
 #[allow(clippy::too_many_arguments)]
-pub fn json_line(lib: &str, logn: u32, threads: usize, op: &str, median_us: f64, reps: usize, levels: usize, dnum: usize) -> String {
+pub fn json_line(
+    lib: &str,
+    logn: u32,
+    threads: usize,
+    op: &str,
+    median_us: f64,
+    reps: usize,
+    levels: usize,
+    dnum: usize,
+) -> String {
     format!(
         "{{\"lib\": \"{lib}\", \"logn\": {logn}, \"threads\": {threads}, \"op\": \"{op}\", \"median_us\": {median_us:.1}, \"reps\": {reps}, \"levels\": {levels}, \"dnum\": {dnum}}}"
     )

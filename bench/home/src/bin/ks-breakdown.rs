@@ -7,12 +7,24 @@ use he_bench::median_cpu_us;
 use he_core::math::Prng;
 use he_core::ring::Eval;
 use he_core::rlwe::keyswitch::{decompose, key_switch_decomposed};
-use he_core::rlwe::{KeyGenerator, Parameters, ParametersLiteral, SecretDistribution, SecretKey, Security};
+use he_core::rlwe::{
+    KeyGenerator, Parameters, ParametersLiteral, SecretDistribution, SecretKey, Security,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let get = |k: &str, d: usize| args.iter().position(|a| a == k).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (logn, alpha, reps) = (get("--logn", 14) as u32, get("--alpha", 1), get("--reps", 20));
+    let get = |k: &str, d: usize| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (logn, alpha, reps) = (
+        get("--logn", 14) as u32,
+        get("--alpha", 1),
+        get("--reps", 20),
+    );
     let depth = match logn {
         15 => 14,
         16 => 30,
@@ -42,15 +54,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_intt = median_cpu_us(reps, || drop(rq.to_coeff(d.clone())));
     let t_up = median_cpu_us(reps, || drop(decompose(&params, &d)));
     let dec = decompose(&params, &d)?;
-    let t_all = median_cpu_us(reps, || drop(key_switch_decomposed(&params, &dec, &key, None)));
+    let t_all = median_cpu_us(reps, || {
+        drop(key_switch_decomposed(&params, &dec, &key, None))
+    });
     let ks = params.key_switch_basis();
     let digits = ks.digits(params.max_level());
     let (l1, k) = (params.q().len(), params.p().len());
     let ntts = l1 + digits * (l1 + k) - l1 + 2 * (k + l1);
-    println!("one forward NTT (N=2^{logn}): {t_ntt:.1} us = {:.3} ns/butterfly", t_ntt * 1e3 / ((n / 2) as f64 * logn as f64));
+    println!(
+        "one forward NTT (N=2^{logn}): {t_ntt:.1} us = {:.3} ns/butterfly",
+        t_ntt * 1e3 / ((n / 2) as f64 * logn as f64)
+    );
     println!("INTT all limbs:               {t_intt:.1} us");
     println!("decompose (INTT + ModUp):     {t_up:.1} us");
     println!("inner product + ModDown:      {t_all:.1} us");
-    println!("total NTTs per key switch:    {ntts} (= {:.1} us at the measured NTT speed)", ntts as f64 * t_ntt);
+    println!(
+        "total NTTs per key switch:    {ntts} (= {:.1} us at the measured NTT speed)",
+        ntts as f64 * t_ntt
+    );
     Ok(())
 }
