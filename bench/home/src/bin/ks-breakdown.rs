@@ -1,7 +1,7 @@
 //! Per-stage CPU-time breakdown of one hybrid key switch (diagnostics for optimisation):
 //! INTT of the input, ModUp of every digit, inner product with the key, ModDown.
 //!
-//! Usage: ks-breakdown [--logn 14] [--alpha 1] [--reps 20]
+//! Usage: ks-breakdown [--logn 14] [--alpha 1] [--special K] [--reps 20]
 
 use he_bench::median_cpu_us;
 use he_core::math::Prng;
@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(d)
     };
+    let special = get("--special", get("--alpha", 1));
     let (logn, alpha, reps) = (
         get("--logn", 14) as u32,
         get("--alpha", 1),
@@ -33,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let params = Parameters::new(ParametersLiteral {
         log_n: logn,
         log_q: [vec![60], vec![40; depth]].concat(),
-        log_p: vec![60; alpha],
+        log_p: vec![60; special],
         alpha: Some(alpha),
         log_scale: 40.0,
         secret: SecretDistribution::UniformTernary,
@@ -61,6 +62,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let digits = ks.digits(params.max_level());
     let (l1, k) = (params.q().len(), params.p().len());
     let ntts = l1 + digits * (l1 + k) - l1 + 2 * (k + l1);
+    // Base conversion alone: the first digit's ModUp conversion.
+    {
+        use he_core::math::{BaseConverter, RnsBasis};
+        let q = params.q();
+        let a = alpha.min(q.len());
+        let from = RnsBasis::new(&q[..a])?;
+        let to: Vec<_> = rq.moduli()[a..]
+            .iter()
+            .chain(params.ring_p().moduli())
+            .copied()
+            .collect();
+        let conv = BaseConverter::new(&from, &to)?;
+        let input = &d.as_slice()[..a * n];
+        let mut out = vec![0u64; to.len() * n];
+        let t = median_cpu_us(reps, || {
+            conv.convert_exact(input, &mut out, n).unwrap_or(())
+        });
+        let terms = (a * to.len() * n) as f64;
+        println!(
+            "ModUp conversion {a}->{}: {t:.1} us = {:.2} ns/term",
+            to.len(),
+            t * 1e3 / terms
+        );
+    }
     println!(
         "one forward NTT (N=2^{logn}): {t_ntt:.1} us = {:.3} ns/butterfly",
         t_ntt * 1e3 / ((n / 2) as f64 * logn as f64)
