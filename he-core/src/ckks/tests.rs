@@ -336,3 +336,33 @@ fn mismatches_are_typed_errors() {
     let m = k.eval.mul(&ca, &ca).unwrap();
     assert!(k.eval.rotate(&m, 1).is_err());
 }
+
+/// The evaluator and everything it holds are shared between threads (issue #3): a compile-time
+/// check, and two threads using one evaluator at once.
+#[test]
+fn evaluator_is_send_sync_and_usable_from_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Evaluator>();
+    assert_send_sync::<Encoder>();
+    assert_send_sync::<Ciphertext>();
+    assert_send_sync::<Parameters>();
+    assert_send_sync::<EvalKeySet>();
+    let k = kit(small(10, vec![50, 40], vec![55], 40.0), &[1], false);
+    let a = values(8, 11);
+    let ca = k.encrypt(&a);
+    let outs: Vec<Ciphertext> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    k.eval
+                        .rotate(&k.eval.mul_relin(&ca, &ca).unwrap(), 1)
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(k.decrypt(&outs[0]).len(), k.decrypt(&outs[1]).len());
+    let p = PrecisionStats::compare_complex(&k.decrypt(&outs[0]), &k.decrypt(&outs[1]));
+    assert!(p.min_bits > 20.0, "{p}");
+}
