@@ -117,18 +117,20 @@ fn summary() {
 
 criterion_group!(benches, bench_ntt);
 
+/// `cargo bench -p he-core --bench math` runs the criterion groups and then the summary table;
+/// `cargo bench -p he-core --bench math -- summary` prints the summary table only.
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "summary") {
+        summary();
+        return;
+    }
     benches();
     criterion::Criterion::default()
         .configure_from_args()
         .final_summary();
-    // `cargo bench -- --list` and filtered runs skip the summary.
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--list")
-        && args
-            .iter()
-            .all(|a| a.starts_with('-') || a.contains("math"))
-    {
+    let filtered = args.iter().any(|a| !a.starts_with('-'));
+    if !filtered {
         summary();
     }
 }
