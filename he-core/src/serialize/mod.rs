@@ -78,6 +78,15 @@ impl ObjectType {
     }
 }
 
+/// Header flags for an object stored in seeded form or not.
+fn seeded_flag(seeded: bool) -> u32 {
+    if seeded {
+        FLAG_SEEDED
+    } else {
+        0
+    }
+}
+
 /// A parsed, checksum-verified header and its payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
@@ -430,12 +439,7 @@ impl Serializable for Ciphertext {
                 .iter()
                 .for_each(|c| put_poly(&mut p, c.as_slice())),
         }
-        seal(
-            Self::OBJECT,
-            if seeded { FLAG_SEEDED } else { 0 },
-            self.params_hash(),
-            &p,
-        )
+        seal(Self::OBJECT, seeded_flag(seeded), self.params_hash(), &p)
     }
     fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
         let (h, payload) = open(bytes, Self::OBJECT)?;
@@ -522,11 +526,7 @@ impl Serializable for PublicKey {
         }
         seal(
             Self::OBJECT,
-            if self.seed().is_some() {
-                FLAG_SEEDED
-            } else {
-                0
-            },
+            seeded_flag(self.seed().is_some()),
             self.params_hash(),
             &p,
         )
@@ -596,11 +596,7 @@ impl Serializable for KeySwitchKey {
         }
         seal(
             Self::OBJECT,
-            if self.seed().is_some() {
-                FLAG_SEEDED
-            } else {
-                0
-            },
+            seeded_flag(self.seed().is_some()),
             self.params_hash(),
             &p,
         )
