@@ -1,0 +1,785 @@
+//! Encrypted execution of a [`Plan`]: key generation for exactly what the plan needs,
+//! encryption in the plan's layout, the evaluator for both packing modes, decryption.
+
+use crate::error::{shape_err, NnError, Result};
+use crate::plan::{Mode, PackedLayout, PackedLinear, Plan, StepOp};
+use crate::poly::{eval_tree, PolyBackend};
+use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
+use he_core::ring::{Eval, Poly};
+use he_core::rlwe::{EvalKeyProvider, EvalKeySet, PublicKey, SecretKey};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The keys of a plan: secret (client), public (client), evaluation keys (server) —
+/// relinearization if the plan multiplies ciphertexts, and Galois keys for exactly the plan's
+/// rotation steps.
+#[derive(Debug)]
+pub struct Keys {
+    /// Secret key.
+    pub secret: SecretKey,
+    /// Public key.
+    pub public: PublicKey,
+    /// Evaluation keys.
+    pub eval: Arc<EvalKeySet>,
+}
+
+/// How an [`EncryptedTensor`] is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TensorLayout {
+    /// Throughput mode: one ciphertext per element, slot `i` = input `i` of the batch.
+    Batch {
+        /// Inputs in the batch.
+        batch: usize,
+        /// Elements (= ciphertexts).
+        len: usize,
+    },
+    /// Latency mode: one input in slots.
+    Packed(PackedLayout),
+}
+
+/// Ciphertexts holding a tensor (a batch of them, in throughput mode).
+#[derive(Debug, Clone)]
+pub struct EncryptedTensor {
+    /// Layout.
+    pub layout: TensorLayout,
+    /// The ciphertexts.
+    pub cts: Vec<Ciphertext>,
+}
+
+impl EncryptedTensor {
+    /// Total bytes of the ciphertext data.
+    pub fn bytes(&self) -> usize {
+        self.cts
+            .iter()
+            .map(|c| {
+                c.parts()
+                    .iter()
+                    .map(|p| p.as_slice().len() * 8)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+}
+
+impl Plan {
+    /// Generates the secret, public and evaluation keys this plan needs (and no others).
+    pub fn generate_keys(&self) -> Result<Keys> {
+        let secret = SecretKey::generate(&self.params)?;
+        let public = PublicKey::generate(&secret)?;
+        let eval = EvalKeySet::generate(
+            &secret,
+            self.needs_relinearization(),
+            &self.rotation_steps,
+            false,
+        )?;
+        Ok(Keys {
+            secret,
+            public,
+            eval: Arc::new(eval),
+        })
+    }
+
+    /// Encrypts inputs (flat, input length each): a batch of up to `N/2` in throughput mode,
+    /// exactly one in latency mode.
+    pub fn encrypt(
+        &self,
+        encoder: &Encoder,
+        encryptor: &Encryptor,
+        inputs: &[Vec<f64>],
+    ) -> Result<EncryptedTensor> {
+        self.encrypt_with(encoder, inputs, &|pt| Ok(encryptor.encrypt(pt)?))
+    }
+
+    /// Like [`encrypt`](Self::encrypt) with the secret key (the data owner's usual case):
+    /// seeded ciphertexts, cheaper to produce, half the size to upload.
+    pub fn encrypt_symmetric(
+        &self,
+        encoder: &Encoder,
+        decryptor: &Decryptor<'_>,
+        inputs: &[Vec<f64>],
+    ) -> Result<EncryptedTensor> {
+        self.encrypt_with(encoder, inputs, &|pt| Ok(decryptor.encrypt_symmetric(pt)?))
+    }
+
+    fn encrypt_with(
+        &self,
+        encoder: &Encoder,
+        inputs: &[Vec<f64>],
+        encrypt: &(dyn Fn(&Plaintext) -> Result<Ciphertext> + Sync),
+    ) -> Result<EncryptedTensor> {
+        let n_in = self.input_len();
+        if let Some(bad) = inputs.iter().find(|x| x.len() != n_in) {
+            return Err(shape_err("input", n_in, bad.len()));
+        }
+        let (level, scale) = (self.top_level, self.scales[self.top_level]);
+        let slots = self.params.slots();
+        match self.mode {
+            Mode::Throughput => {
+                if inputs.is_empty() || inputs.len() > slots {
+                    return Err(NnError::Invalid(format!(
+                        "a batch holds 1..={slots} inputs, got {}",
+                        inputs.len()
+                    )));
+                }
+                let cts = (0..n_in)
+                    .into_par_iter()
+                    .map(|e| {
+                        let v: Vec<f64> = inputs.iter().map(|x| x[e]).collect();
+                        encrypt(&encoder.encode(&v, level, scale)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(EncryptedTensor {
+                    layout: TensorLayout::Batch {
+                        batch: inputs.len(),
+                        len: n_in,
+                    },
+                    cts,
+                })
+            }
+            Mode::Latency => {
+                let [x] = inputs else {
+                    return Err(NnError::Invalid(format!(
+                        "latency mode encrypts one input at a time, got {}",
+                        inputs.len()
+                    )));
+                };
+                let layout = self.steps[0].layout;
+                let cts = layout
+                    .pack(x, slots)
+                    .par_iter()
+                    .map(|t| encrypt(&encoder.encode(t, level, scale)?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(EncryptedTensor {
+                    layout: TensorLayout::Packed(layout),
+                    cts,
+                })
+            }
+        }
+    }
+
+    /// Decrypts an output tensor into one vector per input.
+    pub fn decrypt(
+        &self,
+        encoder: &Encoder,
+        decryptor: &Decryptor<'_>,
+        t: &EncryptedTensor,
+    ) -> Result<Vec<Vec<f64>>> {
+        let slots = self.params.slots();
+        let decoded = t
+            .cts
+            .iter()
+            .map(|c| Ok(encoder.decode(&decryptor.decrypt(c)?)?))
+            .collect::<Result<Vec<_>>>()?;
+        if let TensorLayout::Batch { batch, len } = t.layout {
+            if decoded.len() != len || batch > slots {
+                return Err(shape_err("batch tensor ciphertexts", len, decoded.len()));
+            }
+        }
+        Ok(match t.layout {
+            TensorLayout::Batch { batch, len } => (0..batch)
+                .map(|i| (0..len).map(|e| decoded[e][i]).collect())
+                .collect(),
+            TensorLayout::Packed(l) => vec![l.unpack(&decoded, slots)],
+        })
+    }
+}
+
+/// Pre-encoded weights of a latency-mode linear layer.
+#[derive(Debug)]
+struct EncodedLinear {
+    packed: Arc<PackedLinear>,
+    /// (block index, k) -> plaintext of the pre-rotated diagonal.
+    diags: Vec<BTreeMap<usize, Plaintext>>,
+    bias: Vec<Plaintext>,
+}
+
+/// The server side: an evaluator with the plan's evaluation keys and (latency mode) the weight
+/// diagonals encoded once as plaintexts.
+#[derive(Debug)]
+pub struct Engine {
+    plan: Plan,
+    eval: Evaluator,
+    encoded: Vec<Option<EncodedLinear>>,
+}
+
+fn int_const(c: f64, scale: f64) -> Result<i64> {
+    let v = (c * scale).round();
+    if !v.is_finite() || v.abs() >= 2f64.powi(62) {
+        return Err(NnError::Invalid(format!(
+            "constant {c} times scale 2^{:.1} does not fit in 62 bits",
+            scale.log2()
+        )));
+    }
+    Ok(v as i64)
+}
+
+impl Engine {
+    /// Builds the engine (encodes latency-mode weights at their levels and scales).
+    pub fn new(plan: &Plan, keys: Arc<dyn EvalKeyProvider>) -> Result<Self> {
+        let eval = Evaluator::with_keys(&plan.params, keys)?;
+        let enc = eval.encoder().clone();
+        let slots = plan.params.slots();
+        let encoded = plan
+            .steps
+            .iter()
+            .map(|st| {
+                let Some(p) = st.packed.as_ref().filter(|_| plan.mode == Mode::Latency) else {
+                    return Ok(None);
+                };
+                let lin = st.level + 1;
+                let diags = p
+                    .blocks
+                    .iter()
+                    .map(|b| {
+                        b.diagonals
+                            .par_iter()
+                            .map(|(k, d)| {
+                                Ok((
+                                    *k,
+                                    enc.encode(
+                                        &p.prerotated_diagonal(*k, d, slots),
+                                        lin,
+                                        plan.scales[lin],
+                                    )?,
+                                ))
+                            })
+                            .collect::<Result<BTreeMap<_, _>>>()
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let bias = p
+                    .bias
+                    .iter()
+                    .map(|b| Ok(enc.encode(b, st.level, plan.scales[st.level])?))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Some(EncodedLinear {
+                    packed: p.clone(),
+                    diags,
+                    bias,
+                }))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            plan: plan.clone(),
+            eval,
+            encoded,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Bytes of the pre-encoded weight plaintexts.
+    pub fn weight_bytes(&self) -> usize {
+        self.encoded
+            .iter()
+            .flatten()
+            .map(|e| {
+                e.diags
+                    .iter()
+                    .flat_map(|m| m.values())
+                    .chain(&e.bias)
+                    .map(|p| p.poly().as_slice().len() * 8)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    /// Runs the plan on an encrypted input. The input is consumed so that its ciphertexts are
+    /// freed as soon as the last layer reading them is done.
+    pub fn run(&self, input: EncryptedTensor) -> Result<EncryptedTensor> {
+        Ok(self.run_profiled(input)?.0)
+    }
+
+    /// Runs the plan and returns the wall time of every step (name, seconds).
+    pub fn run_profiled(
+        &self,
+        input: EncryptedTensor,
+    ) -> Result<(EncryptedTensor, Vec<(String, f64)>)> {
+        let mut times = Vec::with_capacity(self.plan.steps.len());
+        let plan = &self.plan;
+        let steps = &plan.steps;
+        match (plan.mode, input.layout) {
+            (Mode::Throughput, TensorLayout::Batch { len, .. })
+            | (Mode::Latency, TensorLayout::Packed(PackedLayout { len, .. }))
+                if len == plan.input_len() => {}
+            _ => {
+                return Err(NnError::Invalid(format!(
+                    "input layout {:?} does not match the plan ({:?}, input length {})",
+                    input.layout,
+                    plan.mode,
+                    plan.input_len()
+                )))
+            }
+        }
+        // Last reader of each step, to free ciphertexts early.
+        let mut last_use: Vec<usize> = (0..steps.len()).collect();
+        for (i, s) in steps.iter().enumerate() {
+            for &j in &s.inputs {
+                last_use[j] = last_use[j].max(i);
+            }
+        }
+        let mut vals: Vec<Option<Arc<Vec<Ciphertext>>>> = vec![None; steps.len()];
+        let in_layout = input.layout;
+        vals[0] = Some(Arc::new(input.cts));
+        for i in 1..steps.len() {
+            let st = &steps[i];
+            let get = |k: usize| -> Result<Arc<Vec<Ciphertext>>> {
+                vals[st.inputs[k]].clone().ok_or_else(|| {
+                    NnError::Invalid(format!("internal: value of step {} freed", st.inputs[k]))
+                })
+            };
+            let x = get(0)?;
+            let t0 = std::time::Instant::now();
+            if matches!(st.op, StepOp::Reshape) {
+                // Same ciphertexts, new shape: share them.
+                times.push((st.name.clone(), 0.0));
+                vals[i] = Some(x);
+                if last_use[st.inputs[0]] == i {
+                    vals[st.inputs[0]] = None;
+                }
+                continue;
+            }
+            let out: Vec<Ciphertext> = match &st.op {
+                StepOp::Input => {
+                    return Err(NnError::Invalid("internal: second input step".into()))
+                }
+                StepOp::Reshape => (*x).clone(),
+                StepOp::Linear(l) => match &self.encoded[i] {
+                    Some(e) => self.packed_linear(e, &x, st.level)?,
+                    None => self.batch_linear(l, &x, st.level)?,
+                },
+                StepOp::AddConst(c) => match plan.mode {
+                    Mode::Throughput => x
+                        .par_iter()
+                        .zip(c.par_iter())
+                        .map(|(ct, v)| {
+                            let mut ct = ct.clone();
+                            self.eval.add_const_assign(&mut ct, *v)?;
+                            Ok(ct)
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    Mode::Latency => {
+                        let slots = plan.params.slots();
+                        st.layout
+                            .pack(c, slots)
+                            .iter()
+                            .zip(x.iter())
+                            .map(|(v, ct)| {
+                                let pt = self.eval.encoder().encode(v, ct.level(), ct.scale())?;
+                                let mut ct = ct.clone();
+                                self.eval.add_plain_assign(&mut ct, &pt)?;
+                                Ok(ct)
+                            })
+                            .collect::<Result<Vec<_>>>()?
+                    }
+                },
+                StepOp::Square => x
+                    .par_iter()
+                    .map(|ct| {
+                        let mut y = self.eval.square_relin(ct)?;
+                        self.eval.rescale_assign(&mut y)?;
+                        Ok(y)
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                StepOp::Poly { poly, prescale } => {
+                    let target = plan.scales[st.level];
+                    x.par_iter()
+                        .map(|ct| {
+                            let u = if *prescale {
+                                self.const_mul_rescale(ct, 1.0 / poly.bound)?
+                            } else {
+                                ct.clone()
+                            };
+                            eval_tree(
+                                &HeBackend {
+                                    ev: &self.eval,
+                                    q: plan.params.q(),
+                                },
+                                &u,
+                                &poly.coeffs,
+                                target,
+                            )
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                }
+                StepOp::Add => {
+                    let y = get(1)?;
+                    x.par_iter()
+                        .zip(y.par_iter())
+                        .map(|(a, b)| {
+                            let a = self.align(a, st.level)?;
+                            let b = self.align(b, st.level)?;
+                            Ok(self.eval.add(&a, &b)?)
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                }
+            };
+            times.push((st.name.clone(), t0.elapsed().as_secs_f64()));
+            vals[i] = Some(Arc::new(out));
+            for &j in &st.inputs {
+                if last_use[j] == i {
+                    vals[j] = None;
+                }
+            }
+        }
+        let last = steps.len() - 1;
+        let cts = vals[last]
+            .take()
+            .map(|a| Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()))
+            .unwrap_or_default();
+        let layout = match in_layout {
+            TensorLayout::Batch { batch, .. } => TensorLayout::Batch {
+                batch,
+                len: plan.output_len(),
+            },
+            TensorLayout::Packed(_) => TensorLayout::Packed(steps[last].layout),
+        };
+        Ok((EncryptedTensor { layout, cts }, times))
+    }
+
+    /// `c·x` then rescale, landing exactly on the canonical scale of the next level.
+    fn const_mul_rescale(&self, x: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        let l = x.level();
+        let q = self.plan.params.q();
+        let target = x.scale() * x.scale() / q[l] as f64;
+        let s = target * q[l] as f64 / x.scale();
+        let mut y = x.clone();
+        self.eval.mul_int_assign(&mut y, int_const(c, s)?)?;
+        y.set_scale(x.scale() * s);
+        self.eval.rescale_assign(&mut y)?;
+        Ok(y)
+    }
+
+    /// Brings `x` (canonical at its level) to the canonical scale of `level <= x.level()`:
+    /// multiply by 1 encoded at the right scale, rescale, drop the remaining limbs.
+    fn align(&self, x: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        if x.level() == level {
+            return Ok(x.clone());
+        }
+        let l = x.level();
+        let q = self.plan.params.q();
+        let s = self.plan.scales[level] * q[l] as f64 / x.scale();
+        let mut y = x.clone();
+        self.eval.mul_int_assign(&mut y, int_const(1.0, s)?)?;
+        y.set_scale(x.scale() * s);
+        self.eval.rescale_assign(&mut y)?;
+        self.eval.drop_to_level(&mut y, level)?;
+        Ok(y)
+    }
+
+    /// Throughput mode: `y_i = Σ_j W_ij x_j + b_i` with integer-encoded weights at scale
+    /// `Δ_l`, then one rescale (to `Δ_l²/q_l = Δ_{l-1}`). Rows reading the same inputs (all
+    /// output channels of a convolution at one position, all rows of a dense layer) are
+    /// accumulated together, so that each input ciphertext is streamed once per group.
+    fn batch_linear(
+        &self,
+        l: &crate::network::Linear,
+        x: &[Ciphertext],
+        out_level: usize,
+    ) -> Result<Vec<Ciphertext>> {
+        let x0 = x
+            .first()
+            .ok_or_else(|| NnError::Invalid("empty input tensor".into()))?;
+        let (lvl, scale) = (x0.level(), x0.scale());
+        debug_assert_eq!(lvl, out_level + 1);
+        if let Some(bad) = x.iter().find(|c| c.level() != lvl || c.size() != 2) {
+            return Err(NnError::Invalid(format!(
+                "linear layer inputs must share one level and be relinearized: level {} (size {}) vs {lvl}",
+                bad.level(),
+                bad.size()
+            )));
+        }
+        // Group rows by their column sets, at most GROUP rows per group.
+        const GROUP: usize = 64;
+        let mut by_cols: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
+        for (i, row) in l.rows.iter().enumerate() {
+            by_cols
+                .entry(row.iter().map(|e| e.0).collect())
+                .or_default()
+                .push(i);
+        }
+        let groups: Vec<(Vec<usize>, Vec<usize>)> = by_cols
+            .into_iter()
+            .flat_map(|(cols, rows)| {
+                rows.chunks(GROUP)
+                    .map(|c| (cols.clone(), c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if let Some(&j) = groups
+            .iter()
+            .flat_map(|g| g.0.iter())
+            .find(|j| **j >= x.len())
+        {
+            return Err(shape_err("linear input", l.in_len, j + 1));
+        }
+        let done = groups
+            .par_iter()
+            .map(|(cols, rows)| -> Result<Vec<(usize, Ciphertext)>> {
+                // weights[r][c]: integer weight of row rows[r] on column cols[c].
+                let weights = rows
+                    .iter()
+                    .map(|&r| {
+                        l.rows[r]
+                            .iter()
+                            .map(|&(_, w)| int_const(w, scale))
+                            .collect::<Result<Vec<i64>>>()
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let inputs: Vec<&Ciphertext> = cols.iter().map(|&j| &x[j]).collect();
+                let accs = self.multi_dot_int(x0, &inputs, &weights)?;
+                rows.iter()
+                    .zip(accs)
+                    .map(|(&r, mut acc)| {
+                        acc.set_scale(scale * scale);
+                        self.eval.rescale_assign(&mut acc)?;
+                        self.eval.add_const_assign(&mut acc, l.bias[r])?;
+                        Ok((r, acc))
+                    })
+                    .collect()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<Option<Ciphertext>> = vec![None; l.out_len];
+        for (r, c) in done.into_iter().flatten() {
+            out[r] = Some(c);
+        }
+        out.into_iter()
+            .map(|c| c.ok_or_else(|| NnError::Invalid("internal: missing output row".into())))
+            .collect()
+    }
+
+    /// `acc_r = Σ_c weights[r][c]·inputs[c]` for every row `r`, fused: per limb and block of
+    /// coefficients, each input is read once and multiplied into every row's accumulator with
+    /// lazy Shoup products (Harvey 2014) kept in `[0, 2q)`. The scale is that of the inputs
+    /// (the caller sets the product scale).
+    fn multi_dot_int(
+        &self,
+        like: &Ciphertext,
+        inputs: &[&Ciphertext],
+        weights: &[Vec<i64>],
+    ) -> Result<Vec<Ciphertext>> {
+        const BLOCK: usize = 512;
+        let rq = self.plan.params.ring_q();
+        let (n, limbs, comps) = (self.plan.params.degree(), like.level() + 1, like.size());
+        let rows = weights.len();
+        let internal = || NnError::Invalid("internal: limb index".into());
+        // One task per (limb, component): rows x n residues each.
+        let tasks: Vec<(usize, usize)> = (0..limbs)
+            .flat_map(|i| (0..comps).map(move |c| (i, c)))
+            .collect();
+        let results = tasks
+            .par_iter()
+            .map(|&(i, c)| -> Result<Vec<u64>> {
+                let m = &rq.moduli()[i];
+                let (q, q2) = (m.value(), 2 * m.value());
+                let ws: Vec<Vec<(u64, u64)>> = weights
+                    .iter()
+                    .map(|row| {
+                        row.iter()
+                            .map(|k| {
+                                let w = m.reduce_i64(*k);
+                                (w, m.shoup(w))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let xs = inputs
+                    .iter()
+                    .map(|x| x.parts()[c].limb(i).ok_or_else(internal))
+                    .collect::<Result<Vec<&[u64]>>>()?;
+                let mut res = vec![0u64; rows * n];
+                let mut acc = vec![0u64; rows * BLOCK];
+                for start in (0..n).step_by(BLOCK) {
+                    let len = BLOCK.min(n - start);
+                    acc.iter_mut().for_each(|a| *a = 0);
+                    for (col, xv) in xs.iter().enumerate() {
+                        let xb = &xv[start..start + len];
+                        for (r, a) in acc.chunks_exact_mut(BLOCK).enumerate() {
+                            let (w, wsh) = ws[r][col];
+                            if w == 0 {
+                                continue;
+                            }
+                            for (av, v) in a[..len].iter_mut().zip(xb) {
+                                let s = *av + m.mul_shoup_lazy(*v, w, wsh);
+                                *av = if s >= q2 { s - q2 } else { s };
+                            }
+                        }
+                    }
+                    for (r, a) in acc.chunks_exact(BLOCK).enumerate() {
+                        let dst = &mut res[r * n + start..r * n + start + len];
+                        for (d, v) in dst.iter_mut().zip(&a[..len]) {
+                            *d = if *v >= q { *v - q } else { *v };
+                        }
+                    }
+                }
+                Ok(res)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut out: Vec<Vec<Poly<Eval>>> = (0..rows)
+            .map(|_| (0..comps).map(|_| Poly::zero(n, limbs)).collect())
+            .collect();
+        for (&(i, c), res) in tasks.iter().zip(&results) {
+            for (r, parts) in out.iter_mut().enumerate() {
+                parts[c]
+                    .limb_mut(i)
+                    .ok_or_else(internal)?
+                    .copy_from_slice(&res[r * n..(r + 1) * n]);
+            }
+        }
+        out.into_iter()
+            .map(|parts| {
+                Ok(Ciphertext::from_parts(
+                    parts,
+                    like.scale(),
+                    like.params_hash(),
+                )?)
+            })
+            .collect()
+    }
+
+    /// Latency mode: the BSGS diagonal method with hoisted baby steps, then folds and bias.
+    fn packed_linear(
+        &self,
+        e: &EncodedLinear,
+        x: &[Ciphertext],
+        _out_level: usize,
+    ) -> Result<Vec<Ciphertext>> {
+        let p = &e.packed;
+        let n1 = p.n1;
+        // Hoisted baby steps per input tile.
+        let mut babies: BTreeMap<usize, BTreeMap<usize, Ciphertext>> = BTreeMap::new();
+        for tile in 0..p.input.tiles {
+            let mut js: Vec<usize> = p
+                .blocks
+                .iter()
+                .filter(|b| b.in_tile == tile)
+                .flat_map(|b| b.diagonals.keys().map(|k| k % n1))
+                .collect();
+            js.sort_unstable();
+            js.dedup();
+            if js.is_empty() {
+                continue;
+            }
+            let ct = x
+                .get(tile)
+                .ok_or_else(|| shape_err("packed input tiles", p.input.tiles, x.len()))?;
+            let steps: Vec<i64> = js.iter().map(|j| *j as i64).collect();
+            let rots = self.eval.rotate_hoisted(ct, &steps)?;
+            babies.insert(tile, js.into_iter().zip(rots).collect());
+        }
+        (0..p.output.tiles)
+            .map(|a| {
+                // Giant-step groups: i -> [(block, k)].
+                let mut groups: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
+                for (bi, b) in p.blocks.iter().enumerate().filter(|(_, b)| b.out_tile == a) {
+                    for k in b.diagonals.keys() {
+                        groups.entry(k / n1).or_default().push((bi, *k));
+                    }
+                }
+                let partials = groups
+                    .par_iter()
+                    .map(|(&i, terms)| -> Result<Ciphertext> {
+                        let mut acc: Option<Ciphertext> = None;
+                        for &(bi, k) in terms {
+                            let blk = &p.blocks[bi];
+                            let pt = e.diags[bi].get(&k).ok_or_else(|| {
+                                NnError::Invalid("internal: missing diagonal".into())
+                            })?;
+                            let rot = babies
+                                .get(&blk.in_tile)
+                                .and_then(|m| m.get(&(k % n1)))
+                                .ok_or_else(|| {
+                                    NnError::Invalid("internal: missing baby step".into())
+                                })?;
+                            let mut t = rot.clone();
+                            self.eval.mul_plain_assign(&mut t, pt)?;
+                            match acc.as_mut() {
+                                Some(s) => self.eval.add_assign(s, &t)?,
+                                None => acc = Some(t),
+                            }
+                        }
+                        let acc =
+                            acc.ok_or_else(|| NnError::Invalid("internal: empty group".into()))?;
+                        Ok(if i == 0 {
+                            acc
+                        } else {
+                            self.eval.rotate(&acc, (i * n1) as i64)?
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut it = partials.into_iter();
+                let mut y = match it.next() {
+                    Some(y) => y,
+                    None => {
+                        // An all-zero output tile.
+                        let mut z = x[0].clone();
+                        self.eval.mul_int_assign(&mut z, 0)?;
+                        z.set_scale(z.scale() * z.scale());
+                        z
+                    }
+                };
+                for t in it {
+                    self.eval.add_assign(&mut y, &t)?;
+                }
+                self.eval.rescale_assign(&mut y)?;
+                for s in &p.fold_steps {
+                    let r = self.eval.rotate(&y, *s)?;
+                    self.eval.add_assign(&mut y, &r)?;
+                }
+                self.eval.add_plain_assign(&mut y, &e.bias[a])?;
+                Ok(y)
+            })
+            .collect()
+    }
+}
+
+/// Polynomial evaluation on ciphertexts with exact target scales.
+struct HeBackend<'a> {
+    ev: &'a Evaluator,
+    q: &'a [u64],
+}
+
+impl PolyBackend for HeBackend<'_> {
+    type Value = Ciphertext;
+    type Error = NnError;
+    fn powers(&self, u: &Ciphertext, count: usize) -> Result<Vec<Ciphertext>> {
+        let mut p = vec![u.clone()];
+        for j in 1..count {
+            let mut s = self.ev.square_relin(&p[j - 1])?;
+            self.ev.rescale_assign(&mut s)?;
+            p.push(s);
+        }
+        Ok(p)
+    }
+    fn linear_leaf(&self, u: &Ciphertext, c1: f64, c0: f64, target: f64) -> Result<Ciphertext> {
+        let l = u.level();
+        let s = target * self.q[l] as f64 / u.scale();
+        let mut y = u.clone();
+        self.ev.mul_int_assign(&mut y, int_const(c1, s)?)?;
+        y.set_scale(u.scale() * s);
+        self.ev.rescale_assign(&mut y)?;
+        self.ev.add_const_assign(&mut y, c0)?;
+        Ok(y)
+    }
+    fn factor_target(&self, p: &Ciphertext, target: f64) -> f64 {
+        target * self.q[p.level()] as f64 / p.scale()
+    }
+    fn mul(&self, mut q: Ciphertext, p: &Ciphertext) -> Result<Ciphertext> {
+        if q.level() > p.level() {
+            self.ev.drop_to_level(&mut q, p.level())?;
+        }
+        let mut y = self.ev.mul_relin(&q, p)?;
+        self.ev.rescale_assign(&mut y)?;
+        Ok(y)
+    }
+    fn add(&self, mut a: Ciphertext, mut b: Ciphertext) -> Result<Ciphertext> {
+        let l = a.level().min(b.level());
+        self.ev.drop_to_level(&mut a, l)?;
+        self.ev.drop_to_level(&mut b, l)?;
+        self.ev.add_assign(&mut a, &b)?;
+        Ok(a)
+    }
+}

@@ -1,0 +1,278 @@
+//! The cleartext simulator: runs a [`Plan`] in `f64` with the same lowering (folded layers,
+//! the same polynomial approximations evaluated in the same order) and, in latency mode, the
+//! same packing (slot vectors, rotations, BSGS diagonals, folds). Optionally injects the
+//! Gaussian noise CKKS adds at encryption and at each rescaling, so that a user sees the
+//! expected error before encrypting anything.
+
+use crate::error::{shape_err, Result};
+use crate::plan::{Mode, PackedLinear, Plan, StepOp};
+use crate::poly::{eval_tree, PolyBackend};
+use std::cell::RefCell;
+
+/// A small deterministic Gaussian generator (SplitMix64 + Box–Muller), for noise simulation.
+#[derive(Debug, Clone)]
+pub struct Gaussian {
+    state: u64,
+}
+
+impl Gaussian {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            state: seed ^ 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+    /// A uniform `u64`.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Standard normal.
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// Noise model of the simulator (standard deviations of the real part of a slot).
+#[derive(Debug, Clone, Copy)]
+pub struct NoiseModel {
+    /// Fresh public-key encryption noise. HomE's encryption computes `(pk·u + e)` over `QP`
+    /// and divides by `P`, so what remains is the rounding of that division, the same size
+    /// as a rescaling's.
+    pub fresh: f64,
+    /// Rescaling rounding noise `sqrt(N(1+h)/24)/Δ`, `h = 2N/3` (uniform ternary secret).
+    pub rescale: f64,
+}
+
+impl NoiseModel {
+    /// The model for a plan's parameters.
+    pub fn for_plan(plan: &Plan) -> Self {
+        let n = plan.params.degree() as f64;
+        let h = 2.0 * n / 3.0;
+        let delta = plan.params.default_scale();
+        let r = (n * (1.0 + h) / 24.0).sqrt() / delta;
+        Self {
+            fresh: r,
+            rescale: r,
+        }
+    }
+}
+
+struct Noise<'a> {
+    model: Option<NoiseModel>,
+    rng: &'a RefCell<Gaussian>,
+}
+
+impl Noise<'_> {
+    fn add(&self, v: &mut [f64], std: f64) {
+        if self.model.is_some() {
+            let mut r = self.rng.borrow_mut();
+            v.iter_mut().for_each(|x| *x += std * r.normal());
+        }
+    }
+    fn rescale(&self, v: &mut [f64]) {
+        if let Some(m) = self.model {
+            self.add(v, m.rescale);
+        }
+    }
+}
+
+struct SimBackend<'a, 'b>(&'a Noise<'b>);
+
+impl PolyBackend for SimBackend<'_, '_> {
+    type Value = Vec<f64>;
+    type Error = std::convert::Infallible;
+    fn powers(
+        &self,
+        u: &Vec<f64>,
+        count: usize,
+    ) -> std::result::Result<Vec<Vec<f64>>, Self::Error> {
+        let mut p = vec![u.clone()];
+        for j in 1..count {
+            let mut next: Vec<f64> = p[j - 1].iter().map(|v| v * v).collect();
+            self.0.rescale(&mut next);
+            p.push(next);
+        }
+        Ok(p)
+    }
+    fn linear_leaf(
+        &self,
+        u: &Vec<f64>,
+        c1: f64,
+        c0: f64,
+        _: f64,
+    ) -> std::result::Result<Vec<f64>, Self::Error> {
+        let mut v: Vec<f64> = u.iter().map(|x| c1 * x + c0).collect();
+        self.0.rescale(&mut v);
+        Ok(v)
+    }
+    fn factor_target(&self, _: &Vec<f64>, t: f64) -> f64 {
+        t
+    }
+    fn mul(&self, q: Vec<f64>, p: &Vec<f64>) -> std::result::Result<Vec<f64>, Self::Error> {
+        let mut v: Vec<f64> = q.iter().zip(p).map(|(a, b)| a * b).collect();
+        self.0.rescale(&mut v);
+        Ok(v)
+    }
+    fn add(&self, a: Vec<f64>, b: Vec<f64>) -> std::result::Result<Vec<f64>, Self::Error> {
+        Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect())
+    }
+}
+
+/// Cyclic left rotation of a slot vector by `k`.
+pub fn rotate_slots(v: &[f64], k: i64) -> Vec<f64> {
+    let n = v.len();
+    let k = k.rem_euclid(n as i64) as usize;
+    (0..n).map(|t| v[(t + k) % n]).collect()
+}
+
+/// A callback adding simulated rescaling noise to a slot vector.
+pub type NoiseHook<'a> = &'a dyn Fn(&mut [f64]);
+
+/// Applies a packed linear layer to slot vectors, in the order the encrypted evaluator does.
+pub fn packed_linear_f64(
+    p: &PackedLinear,
+    x: &[Vec<f64>],
+    slots: usize,
+    noise: Option<NoiseHook<'_>>,
+) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(p.output.tiles);
+    for a in 0..p.output.tiles {
+        let mut acc = vec![0.0; slots];
+        // Group by giant step: Σ_i rot_{i n1}( Σ_{b, j} pre_k ⊙ rot_j(x_b) ).
+        let mut groups: std::collections::BTreeMap<usize, Vec<f64>> =
+            std::collections::BTreeMap::new();
+        for blk in p.blocks.iter().filter(|b| b.out_tile == a) {
+            for (k, d) in &blk.diagonals {
+                let pre = p.prerotated_diagonal(*k, d, slots);
+                let xr = rotate_slots(&x[blk.in_tile], (k % p.n1) as i64);
+                let g = groups.entry(k / p.n1).or_insert_with(|| vec![0.0; slots]);
+                for t in 0..slots {
+                    g[t] += pre[t] * xr[t];
+                }
+            }
+        }
+        for (i, g) in groups {
+            let r = rotate_slots(&g, (i * p.n1) as i64);
+            acc.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+        }
+        if let Some(f) = noise {
+            f(&mut acc);
+        }
+        for s in &p.fold_steps {
+            let r = rotate_slots(&acc, *s);
+            acc.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+        }
+        acc.iter_mut().zip(&p.bias[a]).for_each(|(a, b)| *a += b);
+        out.push(acc);
+    }
+    out
+}
+
+impl Plan {
+    /// Runs the plan in cleartext on each input (flat vectors of the input length) and returns
+    /// the outputs. `noise_seed = Some(seed)` adds simulated CKKS noise.
+    pub fn simulate(&self, inputs: &[Vec<f64>], noise_seed: Option<u64>) -> Result<Vec<Vec<f64>>> {
+        let rng = RefCell::new(Gaussian::new(noise_seed.unwrap_or(0)));
+        let noise = Noise {
+            model: noise_seed.map(|_| NoiseModel::for_plan(self)),
+            rng: &rng,
+        };
+        inputs
+            .iter()
+            .map(|x| self.simulate_one(x, &noise))
+            .collect()
+    }
+
+    fn simulate_one(&self, x: &[f64], noise: &Noise<'_>) -> Result<Vec<f64>> {
+        if x.len() != self.input_len() {
+            return Err(shape_err("simulated input", self.input_len(), x.len()));
+        }
+        let slots = self.params.slots();
+        let latency = self.mode == Mode::Latency;
+        // Values: flat vectors (throughput) or concatenated slot vectors (latency).
+        let mut vals: Vec<Vec<f64>> = Vec::with_capacity(self.steps.len());
+        for st in &self.steps {
+            let v = match &st.op {
+                StepOp::Input => {
+                    let mut v = if latency {
+                        st.layout.pack(x, slots).concat()
+                    } else {
+                        x.to_vec()
+                    };
+                    if let Some(m) = noise.model {
+                        noise.add(&mut v, m.fresh);
+                    }
+                    v
+                }
+                StepOp::Linear(l) => {
+                    let inp = &vals[st.inputs[0]];
+                    if let (true, Some(p)) = (latency, &st.packed) {
+                        let tiles: Vec<Vec<f64>> = inp.chunks(slots).map(<[f64]>::to_vec).collect();
+                        let f = |v: &mut [f64]| noise.rescale(v);
+                        packed_linear_f64(p, &tiles, slots, Some(&f)).concat()
+                    } else {
+                        let mut y: Vec<f64> = l
+                            .rows
+                            .iter()
+                            .map(|row| row.iter().map(|(j, w)| w * inp[*j]).sum())
+                            .collect();
+                        noise.rescale(&mut y);
+                        y.iter_mut().zip(&l.bias).for_each(|(a, b)| *a += b);
+                        y
+                    }
+                }
+                StepOp::AddConst(c) => {
+                    let inp = &vals[st.inputs[0]];
+                    let c = if latency {
+                        st.layout.pack(c, slots).concat()
+                    } else {
+                        c.clone()
+                    };
+                    inp.iter().zip(&c).map(|(a, b)| a + b).collect()
+                }
+                StepOp::Square => {
+                    let mut y: Vec<f64> = vals[st.inputs[0]].iter().map(|a| a * a).collect();
+                    noise.rescale(&mut y);
+                    y
+                }
+                StepOp::Poly { poly, prescale } => {
+                    let mut u = vals[st.inputs[0]].clone();
+                    if *prescale {
+                        u.iter_mut().for_each(|v| *v /= poly.bound);
+                        noise.rescale(&mut u);
+                    }
+                    let be = SimBackend(noise);
+                    match eval_tree(&be, &u, &poly.coeffs, 1.0) {
+                        Ok(v) => v,
+                        Err(e) => match e {},
+                    }
+                }
+                StepOp::Add => {
+                    let (a, b) = (&vals[st.inputs[0]], &vals[st.inputs[1]]);
+                    a.iter().zip(b).map(|(x, y)| x + y).collect()
+                }
+                StepOp::Reshape => vals[st.inputs[0]].clone(),
+            };
+            vals.push(v);
+        }
+        let last = self.steps.last().map(|s| s.layout);
+        let out = vals.pop().unwrap_or_default();
+        Ok(match (latency, last) {
+            (true, Some(layout)) => {
+                let tiles: Vec<Vec<f64>> = out.chunks(slots).map(<[f64]>::to_vec).collect();
+                layout.unpack(&tiles, slots)
+            }
+            _ => out,
+        })
+    }
+}
