@@ -19,6 +19,7 @@ use super::primes::is_prime;
 use crate::{Error, Result};
 use num_bigint::{BigInt, BigUint};
 use num_traits::{One, ToPrimitive, Zero};
+use rayon::prelude::*;
 
 /// An RNS basis: distinct primes with CRT constants.
 #[derive(Debug, Clone)]
@@ -333,34 +334,38 @@ impl BaseConverter {
             }
             v = f.into_iter().map(|f| f.round() as u64).collect();
         }
-        // Each product is < 2^124; sixteen of them fit in a u128 accumulator.
-        let mut acc = vec![0u128; n];
-        for ((b, row), (out, a_mod_b)) in self
+        // Each product is < 2^124; sixteen of them fit in a u128 accumulator. Target limbs are
+        // independent: they are computed in parallel, one accumulator per task.
+        let targets: Vec<_> = self
             .to
             .iter()
             .zip(&self.a_hat_mod_b)
-            .zip(output.iter_mut().zip(&self.a_mod_b))
-        {
-            acc.iter_mut().for_each(|a| *a = 0);
-            for (i, (yi, h)) in y.chunks_exact(n).zip(row).enumerate() {
-                let h = *h as u128;
-                for (a, y) in acc.iter_mut().zip(yi) {
-                    *a += *y as u128 * h;
+            .zip(&self.a_mod_b)
+            .collect();
+        output
+            .par_iter_mut()
+            .zip(targets)
+            .for_each(|(out, ((b, row), a_mod_b))| {
+                let mut acc = vec![0u128; n];
+                for (i, (yi, h)) in y.chunks_exact(n).zip(row).enumerate() {
+                    let h = *h as u128;
+                    for (a, y) in acc.iter_mut().zip(yi) {
+                        *a += *y as u128 * h;
+                    }
+                    if i % 16 == 15 {
+                        acc.iter_mut().for_each(|a| *a = b.reduce_u128(*a) as u128);
+                    }
                 }
-                if i % 16 == 15 {
-                    acc.iter_mut().for_each(|a| *a = b.reduce_u128(*a) as u128);
+                if exact {
+                    for ((o, a), v) in out.iter_mut().zip(&acc).zip(&v) {
+                        *o = b.sub(b.reduce_u128(*a), b.mul(b.reduce(*v), *a_mod_b));
+                    }
+                } else {
+                    for (o, a) in out.iter_mut().zip(&acc) {
+                        *o = b.reduce_u128(*a);
+                    }
                 }
-            }
-            if exact {
-                for ((o, a), v) in out.iter_mut().zip(&acc).zip(&v) {
-                    *o = b.sub(b.reduce_u128(*a), b.mul(b.reduce(*v), *a_mod_b));
-                }
-            } else {
-                for (o, a) in out.iter_mut().zip(&acc) {
-                    *o = b.reduce_u128(*a);
-                }
-            }
-        }
+            });
     }
 }
 
