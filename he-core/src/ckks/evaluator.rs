@@ -124,14 +124,26 @@ impl Evaluator {
 
     /// `a += b` (same level and scale; sizes may differ, 2 or 3 components).
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.combine_assign(a, b, false)
+    }
+
+    /// `a ± b` component-wise; components only `b` has are copied (negated for subtraction).
+    fn combine_assign(&self, a: &mut Ciphertext, b: &Ciphertext, subtract: bool) -> Result<()> {
         self.check_ct(a)?;
         self.check_ct(b)?;
         self.check_pair(a, b.level(), b.scale(), "other ciphertext")?;
         let rq = self.params.ring_q();
         for (i, bc) in b.c.iter().enumerate() {
             match a.c.get_mut(i) {
+                Some(ac) if subtract => rq.sub_assign(ac, bc)?,
                 Some(ac) => rq.add_assign(ac, bc)?,
-                None => a.c.push(bc.clone()),
+                None => {
+                    let mut c = bc.clone();
+                    if subtract {
+                        rq.neg_assign(&mut c)?;
+                    }
+                    a.c.push(c);
+                }
             }
         }
         a.seed = None;
@@ -147,9 +159,7 @@ impl Evaluator {
 
     /// `a -= b`.
     pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
-        let mut nb = b.clone();
-        self.negate_assign(&mut nb)?;
-        self.add_assign(a, &nb)
+        self.combine_assign(a, b, true)
     }
 
     /// `a - b`.
@@ -307,8 +317,7 @@ impl Evaluator {
         let rq = self.params.ring_q();
         let d0 = rq.mul(&a.c[0], &a.c[0])?;
         let mut d1 = rq.mul(&a.c[0], &a.c[1])?;
-        let d1c = d1.clone();
-        rq.add_assign(&mut d1, &d1c)?;
+        rq.mul_scalar_assign(&mut d1, 2)?;
         let d2 = rq.mul(&a.c[1], &a.c[1])?;
         Ok(self.new_ct(vec![d0, d1, d2], a.scale() * a.scale()))
     }

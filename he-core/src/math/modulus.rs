@@ -215,7 +215,8 @@ impl Modulus {
         }
     }
 
-    /// Adds `b` times the scalar `w` (with Shoup constant `w_shoup`) into each `acc[i]`, reduced.
+    /// Multiplies every element of `a` in place by the scalar `w` (Shoup constant `w_shoup`),
+    /// reduced to `[0, q)`.
     pub fn slice_mul_scalar_shoup(&self, a: &mut [u64], w: u64, w_shoup: u64) {
         for x in a.iter_mut() {
             *x = self.mul_shoup(*x, w, w_shoup);

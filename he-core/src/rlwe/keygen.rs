@@ -50,24 +50,15 @@ impl<'a> KeyGenerator<'a> {
     /// The relinearization key (`s^2 -> s`).
     pub fn relinearization_key(&self) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
-        let rp = self.sk.params().ring_p();
         let s2q = rq.mul(&self.sk.s_q, &self.sk.s_q)?;
-        let s2p = rp.mul(&self.sk.s_p, &self.sk.s_p)?;
-        self.switching_key(&s2q, &s2p, KeyKind::Relinearization, None)
+        self.switching_key(&s2q, KeyKind::Relinearization, None)
     }
 
     /// The Galois key for element `g` (`σ_g(s) -> s`).
     pub fn galois_key(&self, g: u64) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
-        let rp = self.sk.params().ring_p();
         let sq = rq.automorphism_eval(&self.sk.s_q, g)?;
-        let sp = rp.automorphism_eval(&self.sk.s_p, g)?;
-        self.switching_key(
-            &sq,
-            &sp,
-            KeyKind::Galois(g % (2 * rq.degree() as u64)),
-            None,
-        )
+        self.switching_key(&sq, KeyKind::Galois(g % (2 * rq.degree() as u64)), None)
     }
 
     /// Galois keys for the given rotation steps (and conjugation if asked): exactly those.
@@ -86,12 +77,12 @@ impl<'a> KeyGenerator<'a> {
         elts.into_iter().map(|g| self.galois_key(g)).collect()
     }
 
-    /// A switching key from `s'` (given mod `Q_L` and mod `P`, evaluation form) to `s`, with
-    /// the `a_j` expanded from `seed` (fresh from the OS when `None`).
+    /// A switching key from `s'` (given mod `Q_L`, evaluation form) to `s`, with the `a_j`
+    /// expanded from `seed` (fresh from the OS when `None`). `s'` is not needed mod `P`: the
+    /// gadget term `P·g_j·s'` vanishes there.
     pub fn switching_key(
         &self,
         s_from_q: &Poly<Eval>,
-        s_from_p: &Poly<Eval>,
         kind: KeyKind,
         seed: Option<[u8; 32]>,
     ) -> Result<KeySwitchKey> {
@@ -147,7 +138,6 @@ impl<'a> KeyGenerator<'a> {
                         *d = m.add(*d, m.mul_shoup(*s, w, ws));
                     }
                 }
-                let _ = s_from_p; // P·s' vanishes mod P.
                 let (b_part, a_part) = chunk.split_at_mut(cw);
                 b_part[..lq * n].copy_from_slice(bq.as_slice());
                 b_part[lq * n..].copy_from_slice(bp.as_slice());
