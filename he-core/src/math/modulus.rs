@@ -25,6 +25,8 @@ pub struct Modulus {
     ratio_lo: u64,
     /// floor(2^128 / q), high word.
     ratio_hi: u64,
+    /// `q^{-1} mod 2^64` for odd `q` (Montgomery reduction), 0 for even `q`.
+    q_inv64: u64,
     bits: u32,
 }
 
@@ -41,10 +43,17 @@ impl Modulus {
         // floor(2^128 / q) = floor((2^128 - 1) / q) as q is not a power of two dividing 2^128,
         // except q = 2^k, where the difference does not matter for Barrett's error bound.
         let ratio = u128::MAX / q as u128;
+        // Newton's iteration for the inverse mod 2^64: q·q ≡ 1 (mod 8) for odd q, and each
+        // step doubles the number of correct low bits (3 → 96).
+        let mut inv = q;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(inv)));
+        }
         Ok(Self {
             q,
             ratio_lo: ratio as u64,
             ratio_hi: (ratio >> 64) as u64,
+            q_inv64: if q & 1 == 1 { inv } else { 0 },
             bits: 64 - q.leading_zeros(),
         })
     }
@@ -65,21 +74,15 @@ impl Modulus {
     #[inline(always)]
     pub const fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        if s >= self.q {
-            s - self.q
-        } else {
-            s
-        }
+        s - (self.q & 0u64.wrapping_sub((s >= self.q) as u64))
     }
 
     /// `(a - b) mod q` for `a, b < q`.
     #[inline(always)]
     pub const fn sub(&self, a: u64, b: u64) -> u64 {
-        if a >= b {
-            a - b
-        } else {
-            a + self.q - b
-        }
+        // Branch-free (residues are uniform, so a branch would be a coin flip).
+        a.wrapping_sub(b)
+            .wrapping_add(self.q & 0u64.wrapping_sub((a < b) as u64))
     }
 
     /// `-a mod q` for `a < q`.
@@ -106,11 +109,35 @@ impl Modulus {
         let quot = (mid >> 64) as u64 + (mid2 >> 64) as u64 + c1 as u64 + c2 as u64;
         let quot = quot.wrapping_add(x_hi.wrapping_mul(self.ratio_hi));
         let r = x_lo.wrapping_sub(quot.wrapping_mul(self.q));
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
+    }
+
+    /// Montgomery reduction (Montgomery, Math. Comp. 1985, "REDC"): `x·2^{-64} mod q` in
+    /// `[0, q)` for odd `q` and `x < q·2^64`. Two multiplications instead of Barrett's five on
+    /// 128-bit input: the lazy RNS sums of base conversion and key switching end with it, their
+    /// constants pre-multiplied by `2^64 mod q` (see [`Modulus::to_montgomery`]).
+    #[inline(always)]
+    pub const fn redc(&self, x: u128) -> u64 {
+        let lo = x as u64;
+        let hi = (x >> 64) as u64;
+        // m·q ≡ lo (mod 2^64), so x - m·q is a multiple of 2^64 and its top word is the result.
+        let m = lo.wrapping_mul(self.q_inv64);
+        let mh = ((m as u128 * self.q as u128) >> 64) as u64;
+        // Branch-free: the comparison is a coin flip on uniform data.
+        hi.wrapping_sub(mh)
+            .wrapping_add(self.q & 0u64.wrapping_sub((hi < mh) as u64))
+    }
+
+    /// `a·2^64 mod q`, the Montgomery form of `a` (any `u64`).
+    #[inline(always)]
+    pub const fn to_montgomery(&self, a: u64) -> u64 {
+        self.reduce_u128((a as u128) << 64)
+    }
+
+    /// Whether [`Modulus::redc`] applies (odd `q`).
+    #[inline(always)]
+    pub const fn has_montgomery(&self) -> bool {
+        self.q & 1 == 1
     }
 
     /// Barrett reduction of any `u64` to `[0, q)`.
@@ -118,11 +145,7 @@ impl Modulus {
     pub const fn reduce(&self, x: u64) -> u64 {
         let quot = ((x as u128 * self.ratio_hi as u128) >> 64) as u64;
         let r = x.wrapping_sub(quot.wrapping_mul(self.q));
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
     }
 
     /// Reduction of a signed integer to `[0, q)`.
@@ -171,11 +194,7 @@ impl Modulus {
     #[inline(always)]
     pub const fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let r = self.mul_shoup_lazy(a, w, w_shoup);
-        if r >= self.q {
-            r - self.q
-        } else {
-            r
-        }
+        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
     }
 
     /// `a^e mod q` by square and multiply.
@@ -244,6 +263,18 @@ mod tests {
             let (a, b) = (a % q, b % q);
             prop_assert_eq!(m.mul(a, b), ((a as u128 * b as u128) % q as u128) as u64);
             prop_assert_eq!(m.reduce(a.wrapping_mul(b) ^ b), (a.wrapping_mul(b) ^ b) % q);
+        }
+
+        #[test]
+        fn redc_matches(q in moduli(), x in any::<u128>(), a in any::<u64>()) {
+            let m = Modulus::new(q | 1).unwrap();
+            let q = m.value();
+            let x = x % ((q as u128) << 64);
+            // x·2^-64 ≡ redc(x)  ⟺  redc(x)·2^64 ≡ x (mod q).
+            let r = m.redc(x);
+            prop_assert!(r < q);
+            prop_assert_eq!(((r as u128) << 64) % q as u128, x % q as u128);
+            prop_assert_eq!(m.redc(m.to_montgomery(a % q) as u128), a % q);
         }
 
         #[test]

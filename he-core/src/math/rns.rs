@@ -160,10 +160,13 @@ pub struct BaseConverter {
     to: Vec<Modulus>,
     /// (A/a_i)^{-1} mod a_i with Shoup constants.
     a_hat_inv: Vec<(u64, u64)>,
-    /// (A/a_i) mod b_j, row j.
-    a_hat_mod_b: Vec<Vec<u64>>,
-    /// A mod b_j.
-    a_mod_b: Vec<u64>,
+    /// `(A/a_i)·2^64 mod b_j` (Montgomery form), row-major: `k` entries per target `j`.
+    a_hat_mod_b: Vec<u64>,
+    /// `-v·A·2^64 mod b_j` for `v = 0..=k` (the exact conversion's correction), `k + 1`
+    /// entries per target.
+    neg_a_mod_b: Vec<u64>,
+    /// Products that fit in a u128 accumulator before one must be reduced.
+    lazy_terms: usize,
     /// 1 / a_i as f64.
     a_inv_f64: Vec<f64>,
 }
@@ -179,25 +182,39 @@ impl BaseConverter {
                 });
             }
         }
+        if let Some(b) = to.iter().find(|b| !b.has_montgomery()) {
+            return Err(Error::InvalidModulus {
+                modulus: b.value(),
+                reason: "base conversion targets must be odd primes".into(),
+            });
+        }
+        let k = from.moduli.len();
+        // Constants in Montgomery form (·2^64 mod b): the lazy sums end with one REDC.
         let a_hat_mod_b = to
             .iter()
-            .map(|b| {
+            .flat_map(|b| {
                 from.q_hat
                     .iter()
-                    .map(|h| (h % b.value()).to_u64().unwrap_or(0))
-                    .collect()
+                    .map(|h| b.to_montgomery((h % b.value()).to_u64().unwrap_or(0)))
             })
             .collect();
-        let a_mod_b = to
+        let neg_a_mod_b = to
             .iter()
-            .map(|b| (from.product() % b.value()).to_u64().unwrap_or(0))
+            .flat_map(|b| {
+                let neg_a = b.neg((from.product() % b.value()).to_u64().unwrap_or(0));
+                (0..=k as u64).map(move |v| b.to_montgomery(b.mul(b.reduce(v), neg_a)))
+            })
             .collect();
+        // REDC needs the sum below b·2^64: each product is < a_max·b, the correction < b.
+        let a_max = from.moduli.iter().map(Modulus::value).max().unwrap_or(2);
+        let lazy_terms = ((u64::MAX / a_max) as usize).saturating_sub(1).max(1);
         Ok(Self {
             from: from.moduli.clone(),
             to: to.to_vec(),
             a_hat_inv: from.q_hat_inv.clone(),
             a_hat_mod_b,
-            a_mod_b,
+            neg_a_mod_b,
+            lazy_terms,
             a_inv_f64: from.moduli.iter().map(|m| 1.0 / m.value() as f64).collect(),
         })
     }
@@ -311,63 +328,152 @@ impl BaseConverter {
             }
             return;
         }
-        // y_i = x_i · (A/a_i)^{-1} mod a_i, limb-major scratch.
-        let mut y = vec![0u64; k * n];
-        for ((m, (w, ws)), (src, dst)) in self
+        // Coefficient blocks are independent: each worker converts whole blocks, every row of
+        // the output split at the same block boundaries.
+        let blocks = n.div_ceil(PAR_BLOCK);
+        let mut per_block: Vec<Vec<&mut [u64]>> = (0..blocks)
+            .map(|_| Vec::with_capacity(self.to.len()))
+            .collect();
+        for row in output.iter_mut() {
+            for (b, chunk) in row.chunks_mut(PAR_BLOCK).enumerate() {
+                if let Some(rows) = per_block.get_mut(b) {
+                    rows.push(chunk);
+                }
+            }
+        }
+        per_block.into_par_iter().enumerate().for_each_init(
+            || vec![0u64; (k + 1) * BLOCK],
+            |scratch, (b, mut rows)| {
+                let start = b * PAR_BLOCK;
+                let len = rows.first().map_or(0, |r| r.len());
+                let mut off = 0;
+                while off < len {
+                    let m = BLOCK.min(len - off);
+                    self.convert_block(input, n, start + off, m, &mut rows, off, scratch, exact);
+                    off += m;
+                }
+            },
+        );
+    }
+
+    /// Converts coefficients `start .. start + m` (`m <= BLOCK`) into `rows[t][off .. off + m]`.
+    /// One u128 accumulator per output coefficient and a single Barrett reduction, with the
+    /// exact-conversion correction `-v·A` folded in as one more term `v·(b - A mod b)`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn convert_block(
+        &self,
+        input: &[u64],
+        n: usize,
+        start: usize,
+        m: usize,
+        rows: &mut [&mut [u64]],
+        off: usize,
+        scratch: &mut [u64],
+        exact: bool,
+    ) {
+        let k = self.from.len();
+        let (y, v) = scratch.split_at_mut(k * BLOCK);
+        let v = &mut v[..m];
+        // y_i = x_i · (A/a_i)^{-1} mod a_i.
+        for (((md, (w, ws)), src), dst) in self
             .from
             .iter()
             .zip(&self.a_hat_inv)
-            .zip(input.chunks_exact(n).zip(y.chunks_exact_mut(n)))
+            .zip(input.chunks_exact(n))
+            .zip(y.chunks_exact_mut(BLOCK))
         {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = m.mul_shoup(*s, *w, *ws);
+            for (d, s) in dst[..m].iter_mut().zip(&src[start..start + m]) {
+                *d = md.mul_shoup(*s, *w, *ws);
             }
         }
         // v = round(Σ_i y_i / a_i): the multiple of A to subtract for the centred value.
-        let mut v = Vec::new();
         if exact {
-            let mut f = vec![0f64; n];
-            for (yi, inv) in y.chunks_exact(n).zip(&self.a_inv_f64) {
-                for (f, y) in f.iter_mut().zip(yi) {
-                    *f += *y as f64 * inv;
+            let mut f = [0f64; BLOCK];
+            for (yi, inv) in y.chunks_exact(BLOCK).zip(&self.a_inv_f64) {
+                for (f, y) in f[..m].iter_mut().zip(&yi[..m]) {
+                    // y < 2^62: the signed conversion is exact and a single instruction.
+                    *f += (*y as i64) as f64 * inv;
                 }
             }
-            v = f.into_iter().map(|f| f.round() as u64).collect();
+            for (v, f) in v.iter_mut().zip(&f[..m]) {
+                // f >= 0: floor(f + 1/2) is round-half-up (no libm call).
+                *v = (*f + 0.5) as i64 as u64;
+            }
+        } else {
+            v.fill(0);
         }
-        // Each product is < 2^124; sixteen of them fit in a u128 accumulator. Target limbs are
-        // independent: they are computed in parallel, one accumulator per task.
-        let targets: Vec<_> = self
-            .to
-            .iter()
-            .zip(&self.a_hat_mod_b)
-            .zip(&self.a_mod_b)
-            .collect();
-        output
-            .par_iter_mut()
-            .zip(targets)
-            .for_each(|(out, ((b, row), a_mod_b))| {
-                let mut acc = vec![0u128; n];
-                for (i, (yi, h)) in y.chunks_exact(n).zip(row).enumerate() {
-                    let h = *h as u128;
-                    for (a, y) in acc.iter_mut().zip(yi) {
-                        *a += *y as u128 * h;
-                    }
-                    if i % 16 == 15 {
-                        acc.iter_mut().for_each(|a| *a = b.reduce_u128(*a) as u128);
-                    }
+        let lazy = self.lazy_terms;
+        for (t, row) in rows.iter_mut().enumerate() {
+            let b = &self.to[t];
+            let h = &self.a_hat_mod_b[t * k..(t + 1) * k];
+            let corr = &self.neg_a_mod_b[t * (k + 1)..(t + 1) * (k + 1)];
+            let out = &mut row[off..off + m];
+            // Small digits (the common α = 2..4): fully unrolled, accumulators in registers.
+            if k <= lazy && m == BLOCK {
+                let done = match k {
+                    2 => small_k::<2>(b, y, h, corr, v, out),
+                    3 => small_k::<3>(b, y, h, corr, v, out),
+                    4 => small_k::<4>(b, y, h, corr, v, out),
+                    _ => false,
+                };
+                if done {
+                    continue;
                 }
-                if exact {
-                    for ((o, a), v) in out.iter_mut().zip(&acc).zip(&v) {
-                        *o = b.sub(b.reduce_u128(*a), b.mul(b.reduce(*v), *a_mod_b));
-                    }
-                } else {
-                    for (o, a) in out.iter_mut().zip(&acc) {
-                        *o = b.reduce_u128(*a);
-                    }
+            }
+            let mut acc = [0u128; BLOCK];
+            let acc = &mut acc[..m];
+            for (a, v) in acc.iter_mut().zip(v.iter()) {
+                *a = corr.get(*v as usize).copied().unwrap_or(0) as u128;
+            }
+            for (i, (yi, h)) in y.chunks_exact(BLOCK).zip(h).enumerate() {
+                if i > 0 && i % lazy == 0 {
+                    acc.iter_mut().for_each(|a| *a = b.reduce_u128(*a) as u128);
                 }
-            });
+                let h = *h as u128;
+                for (a, y) in acc.iter_mut().zip(&yi[..m]) {
+                    *a += *y as u128 * h;
+                }
+            }
+            for (o, a) in out.iter_mut().zip(acc.iter()) {
+                *o = b.redc(*a);
+            }
+        }
     }
 }
+
+/// One target row of a full block for `K` source primes: `out[j] = REDC(corr[v_j] +
+/// Σ_i y_i[j]·h_i)`, unrolled over `i`. Returns false (doing nothing) on a shape mismatch.
+#[inline(always)]
+fn small_k<const K: usize>(
+    b: &Modulus,
+    y: &[u64],
+    h: &[u64],
+    corr: &[u64],
+    v: &[u64],
+    out: &mut [u64],
+) -> bool {
+    let (Ok(h), Some(ys)) = (<&[u64; K]>::try_from(h), y.get(..K * BLOCK)) else {
+        return false;
+    };
+    let ys: [&[u64]; K] = std::array::from_fn(|i| &ys[i * BLOCK..(i + 1) * BLOCK]);
+    if out.len() != BLOCK || v.len() != BLOCK {
+        return false;
+    }
+    for j in 0..BLOCK {
+        let mut acc = corr.get(v[j] as usize).copied().unwrap_or(0) as u128;
+        for i in 0..K {
+            acc += ys[i][j] as u128 * h[i] as u128;
+        }
+        out[j] = b.redc(acc);
+    }
+    true
+}
+
+/// Coefficients per parallel task of a base conversion.
+const PAR_BLOCK: usize = 1024;
+/// Coefficients per inner block (the scaled inputs of a block stay in L1).
+const BLOCK: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -389,13 +495,14 @@ mod tests {
         }
 
         #[test]
-        fn base_conversion_matches_bigint(ka in 1usize..6, kb in 1usize..5, seed in any::<[u64; 6]>(), n in 1usize..5) {
-            let all = ntt_primes(55, ka + kb, 1 << 10, &[]).unwrap();
+        fn base_conversion_matches_bigint(ka in 1usize..10, kb in 1usize..5, seed in any::<[u64; 9]>(), n in prop_oneof![1usize..5, Just(64), 65usize..1100], bits in prop_oneof![Just(40u32), Just(55), Just(61)]) {
+            // n >= 64 exercises the full-block kernels, n > 1024 the parallel split.
+            let all = ntt_primes(bits, ka + kb, 1 << 10, &[]).unwrap();
             let a = RnsBasis::new(&all[..ka]).unwrap();
             let bmods: Vec<Modulus> = all[ka..].iter().map(|q| Modulus::new(*q).unwrap()).collect();
             let conv = BaseConverter::new(&a, &bmods).unwrap();
             // n coefficients, each a random integer mod A.
-            let xs: Vec<BigUint> = (0..n).map(|c| seed.iter().map(|s| s.rotate_left(c as u32 * 7)).take(ka).fold(BigUint::zero(), |acc, s| (acc << 64) + s) % a.product()).collect();
+            let xs: Vec<BigUint> = (0..n).map(|c| seed.iter().map(|s| s.rotate_left(c as u32 * 7) ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).take(ka).fold(BigUint::zero(), |acc, s| (acc << 64) + s) % a.product()).collect();
             let mut input = vec![0u64; ka * n];
             for (c, x) in xs.iter().enumerate() {
                 for (i, r) in a.decompose(x).into_iter().enumerate() { input[i * n + c] = r; }

@@ -17,7 +17,7 @@
 //!   bias; a floor-style remainder in `[0, P)` would add `-1/2` to every coefficient, which the
 //!   canonical embedding sums coherently into slot 0.
 
-use super::{Coeff, Eval, Poly, RingContext};
+use super::{Coeff, Eval, Poly, PolyView, RingContext};
 use crate::math::{BaseConverter, Modulus, RnsBasis};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -202,6 +202,105 @@ impl KeySwitchBasis {
         Ok(PolyQP { q, p })
     }
 
+    /// The key-switching inner product (Han–Ki 2020, Alg. 2, the step between ModUp and
+    /// ModDown), for both key components at once:
+    /// `out_c = Σ_j π(d̃_j) · k_{j,c}` over `Q_l ∪ P`, `c ∈ {0, 1}`, in evaluation form, where
+    /// `π` is the optional evaluation-form automorphism `x[i] ← x[perm[i]]` (hoisted rotations
+    /// permute the extended digits on the fly instead of materialising them).
+    ///
+    /// `keys[j][c]` is `(Q part, P part)` of component `c` of the key for digit `j` (the `Q`
+    /// part restricted to the digits' `l + 1` limbs). Products are accumulated lazily in 128-bit
+    /// words and reduced once per coefficient (a Barrett reduction of the sum instead of one
+    /// per product), the approach of Halevi–Polyakov–Shoup (CT-RSA 2019, §4.2) for RNS sums.
+    pub fn inner_product(
+        &self,
+        digits: &[PolyQP],
+        keys: &[[(PolyView<'_, Eval>, PolyView<'_, Eval>); 2]],
+        perm: Option<&[u32]>,
+    ) -> Result<[PolyQP; 2]> {
+        let n = self.ring_q.degree();
+        let k = self.ring_p.max_limbs();
+        let Some(first) = digits.first() else {
+            return Err(Error::InvalidParameters("no digits to key-switch".into()));
+        };
+        let ql = first.q.limbs();
+        if keys.len() != digits.len() {
+            return Err(Error::LengthMismatch {
+                what: "key-switching key digits",
+                expected: digits.len(),
+                found: keys.len(),
+            });
+        }
+        for d in digits {
+            self.ring_q.check_shape(&d.q)?;
+            self.ring_p.check_shape(&d.p)?;
+            if d.q.limbs() != ql || d.p.limbs() != k {
+                return Err(Error::LengthMismatch {
+                    what: "limbs of an extended digit",
+                    expected: ql + k,
+                    found: d.q.limbs() + d.p.limbs(),
+                });
+            }
+        }
+        for (kq, kp) in keys.iter().flatten() {
+            if kq.limbs() != ql || kp.limbs() != k || kq.degree() != n || kp.degree() != n {
+                return Err(Error::LengthMismatch {
+                    what: "limbs of a key-switching key part",
+                    expected: ql + k,
+                    found: kq.limbs() + kp.limbs(),
+                });
+            }
+        }
+        if let Some(perm) = perm {
+            if perm.len() != n || perm.iter().any(|p| *p as usize >= n) {
+                return Err(Error::InvalidParameters(format!(
+                    "a permutation of 0..{n} is needed ({} entries given)",
+                    perm.len()
+                )));
+            }
+        }
+        let zero = || PolyQP {
+            q: Poly::<Eval>::zero(n, ql),
+            p: Poly::<Eval>::zero(n, k),
+        };
+        let mut out = [zero(), zero()];
+        {
+            let [o0, o1] = &mut out;
+            let q_limbs =
+                o0.q.as_mut_slice()
+                    .chunks_exact_mut(n)
+                    .zip(o1.q.as_mut_slice().chunks_exact_mut(n))
+                    .zip(self.ring_q.moduli())
+                    .enumerate()
+                    .map(|(t, ((a, b), m))| (false, t, *m, a, b));
+            let p_limbs =
+                o0.p.as_mut_slice()
+                    .chunks_exact_mut(n)
+                    .zip(o1.p.as_mut_slice().chunks_exact_mut(n))
+                    .zip(self.ring_p.moduli())
+                    .enumerate()
+                    .map(|(t, ((a, b), m))| (true, t, *m, a, b));
+            let tasks: Vec<_> = q_limbs.chain(p_limbs).collect();
+            tasks.into_par_iter().for_each(|(is_p, t, m, o0, o1)| {
+                fn pick<'k>(
+                    is_p: bool,
+                    t: usize,
+                    (q, p): &'k (PolyView<'_, Eval>, PolyView<'_, Eval>),
+                ) -> &'k [u64] {
+                    if is_p { p.limb(t) } else { q.limb(t) }.unwrap_or(&[])
+                }
+                let d: Vec<&[u64]> = digits
+                    .iter()
+                    .map(|d| if is_p { d.p.limb(t) } else { d.q.limb(t) }.unwrap_or(&[]))
+                    .collect();
+                let k0: Vec<&[u64]> = keys.iter().map(|[c0, _]| pick(is_p, t, c0)).collect();
+                let k1: Vec<&[u64]> = keys.iter().map(|[_, c1]| pick(is_p, t, c1)).collect();
+                inner_product_limb(&m, &d, &k0, &k1, perm, o0, o1);
+            });
+        }
+        Ok(out)
+    }
+
     /// ModDown: `round(x / P)` over `Q_l` for `x` over `Q_l ∪ P` in evaluation form.
     /// (Exact to within the floating-point tie margin of [`BaseConverter::convert_exact`].)
     pub fn mod_down(&self, x: PolyQP) -> Result<Poly<Eval>> {
@@ -237,5 +336,69 @@ impl KeySwitchBasis {
                 }
             });
         Ok(xq)
+    }
+}
+
+/// Coefficients per block of the lazy inner product (two u128 accumulators each, in L1).
+const IP_BLOCK: usize = 128;
+
+/// One limb of [`KeySwitchBasis::inner_product`]: `o_c = Σ_j d_j∘π · k_{c,j} mod m`.
+fn inner_product_limb(
+    m: &Modulus,
+    d: &[&[u64]],
+    k0: &[&[u64]],
+    k1: &[&[u64]],
+    perm: Option<&[u32]>,
+    o0: &mut [u64],
+    o1: &mut [u64],
+) {
+    let n = o0.len();
+    // Products are < m^2 <= 2^(2·bits); after a reduction the accumulator is < m.
+    let lazy = 1usize << 127u32.saturating_sub(2 * m.bits()).min(16);
+    let dn = d.len();
+    if d.iter().chain(k0).chain(k1).any(|x| x.len() != n) || k0.len() != dn || k1.len() != dn {
+        return;
+    }
+    let mut a0 = [0u128; IP_BLOCK];
+    let mut a1 = [0u128; IP_BLOCK];
+    let mut s = 0;
+    while s < n {
+        let e = (s + IP_BLOCK).min(n);
+        let (a0, a1) = (&mut a0[..e - s], &mut a1[..e - s]);
+        a0.fill(0);
+        a1.fill(0);
+        for (j, ((dj, k0j), k1j)) in d.iter().zip(k0).zip(k1).enumerate() {
+            if j > 0 && j % lazy == 0 {
+                a0.iter_mut().for_each(|a| *a = m.reduce_u128(*a) as u128);
+                a1.iter_mut().for_each(|a| *a = m.reduce_u128(*a) as u128);
+            }
+            let (k0s, k1s) = (&k0j[s..e], &k1j[s..e]);
+            let accs = a0.iter_mut().zip(a1.iter_mut());
+            match perm {
+                None => {
+                    for (((x, y0), y1), (a0, a1)) in dj[s..e].iter().zip(k0s).zip(k1s).zip(accs) {
+                        let x = *x as u128;
+                        *a0 += x * *y0 as u128;
+                        *a1 += x * *y1 as u128;
+                    }
+                }
+                Some(perm) => {
+                    for (((p, y0), y1), (a0, a1)) in perm[s..e].iter().zip(k0s).zip(k1s).zip(accs) {
+                        let x = dj.get(*p as usize).copied().unwrap_or(0) as u128;
+                        *a0 += x * *y0 as u128;
+                        *a1 += x * *y1 as u128;
+                    }
+                }
+            }
+        }
+        for ((o0, o1), (a0, a1)) in o0[s..e]
+            .iter_mut()
+            .zip(o1[s..e].iter_mut())
+            .zip(a0.iter().zip(a1.iter()))
+        {
+            *o0 = m.reduce_u128(*a0);
+            *o1 = m.reduce_u128(*a1);
+        }
+        s = e;
     }
 }

@@ -68,54 +68,15 @@ pub fn key_switch_decomposed(
     };
     let level = first.q.level();
     check_key(params, key, level)?;
-    let rq = params.ring_q();
-    let rp = params.ring_p();
-    let n = params.degree();
-    let (ql, k) = (level + 1, rp.max_limbs());
-    let mut acc: Vec<PolyQP> = (0..2)
-        .map(|_| PolyQP {
-            q: Poly::zero(n, ql),
-            p: Poly::zero(n, k),
-        })
-        .collect();
-    let permuted;
-    let digits: &[PolyQP] = match perm {
-        None => &dec.digits,
-        Some(perm) => {
-            permuted = dec
-                .digits
-                .iter()
-                .map(|d| {
-                    Ok(PolyQP {
-                        q: rq.permute(&d.q, perm)?,
-                        p: rp.permute(&d.p, perm)?,
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            &permuted
-        }
-    };
-    acc.par_iter_mut()
-        .enumerate()
-        .try_for_each(|(c, acc)| -> Result<()> {
-            for (j, d) in digits.iter().enumerate() {
-                let (kq, kp) = key.part(j, c, ql)?;
-                rq.mul_add_assign(&mut acc.q, &d.q, &kq)?;
-                rp.mul_add_assign(&mut acc.p, &d.p, &kp)?;
-            }
-            Ok(())
-        })?;
+    let ql = level + 1;
+    let keys = (0..dec.digits.len())
+        .map(|j| Ok([key.part(j, 0, ql)?, key.part(j, 1, ql)?]))
+        .collect::<Result<Vec<_>>>()?;
     let ks = params.key_switch_basis();
-    let mut it = acc.into_iter();
-    let (Some(a0), Some(a1)) = (it.next(), it.next()) else {
-        return Err(Error::InvalidParameters(
-            "internal: accumulator count".into(),
-        ));
-    };
+    let [a0, a1] = ks.inner_product(&dec.digits, &keys, perm)?;
     let (r0, r1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
     Ok((r0?, r1?))
 }
-
 /// Key switching of `d` (evaluation form) with `key`: `(c0, c1)` with `c0 + c1·s ≈ d·s'`.
 pub fn key_switch(
     params: &Parameters,

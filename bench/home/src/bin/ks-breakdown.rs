@@ -3,7 +3,18 @@
 //!
 //! Usage: ks-breakdown [--logn 14] [--alpha 1] [--special K] [--reps 20]
 
-use he_bench::median_cpu_us;
+/// Minimum CPU time of `reps` runs (robust on a machine shared with other jobs: contention
+/// only ever adds time).
+fn median_cpu_us(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps.max(1))
+        .map(|_| {
+            let t = he_bench::process_cpu_us();
+            f();
+            he_bench::process_cpu_us() - t
+        })
+        .fold(f64::INFINITY, f64::min)
+}
 use he_core::math::Prng;
 use he_core::ring::Eval;
 use he_core::rlwe::keyswitch::{decompose, key_switch_decomposed};
@@ -59,6 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         drop(key_switch_decomposed(&params, &dec, &key, None))
     });
     let ks = params.key_switch_basis();
+    let ql = params.q().len();
+    let parts = (0..dec.digits.len())
+        .map(|j| Ok([key.part(j, 0, ql)?, key.part(j, 1, ql)?]))
+        .collect::<he_core::Result<Vec<_>>>()?;
+    let t_ip = median_cpu_us(reps, || drop(ks.inner_product(&dec.digits, &parts, None)));
+    let [acc, _] = ks.inner_product(&dec.digits, &parts, None)?;
+    let t_down = median_cpu_us(reps, || drop(ks.mod_down(acc.clone())));
+    let t_clone = median_cpu_us(reps, || drop(acc.clone()));
     let digits = ks.digits(params.max_level());
     let (l1, k) = (params.q().len(), params.p().len());
     let ntts = l1 + digits * (l1 + k) - l1 + 2 * (k + l1);
@@ -93,6 +112,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("INTT all limbs:               {t_intt:.1} us");
     println!("decompose (INTT + ModUp):     {t_up:.1} us");
     println!("inner product + ModDown:      {t_all:.1} us");
+    println!("  inner product (2 comps):    {t_ip:.1} us");
+    println!("  one ModDown:                {:.1} us", t_down - t_clone);
     println!(
         "total NTTs per key switch:    {ntts} (= {:.1} us at the measured NTT speed)",
         ntts as f64 * t_ntt
