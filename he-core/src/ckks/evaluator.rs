@@ -328,24 +328,38 @@ impl Evaluator {
         if a.size() == 2 {
             return Ok(a.clone());
         }
+        self.relinearize_owned(a.clone())
+    }
+
+    /// Relinearization that reuses the input's buffers for the result.
+    fn relinearize_owned(&self, a: Ciphertext) -> Result<Ciphertext> {
+        self.check_ct(&a)?;
+        if a.size() == 2 {
+            return Ok(a);
+        }
         let key = self.keys()?.relinearization_key()?;
         let (k0, k1) = key_switch(&self.params, &a.c[2], &key)?;
         let rq = self.params.ring_q();
-        let mut c0 = a.c[0].clone();
-        let mut c1 = a.c[1].clone();
+        let scale = a.scale();
+        let mut parts = a.c.into_iter();
+        let (Some(mut c0), Some(mut c1)) = (parts.next(), parts.next()) else {
+            return Err(Error::InvalidParameters(
+                "internal: ciphertext parts".into(),
+            ));
+        };
         rq.add_assign(&mut c0, &k0)?;
         rq.add_assign(&mut c1, &k1)?;
-        Ok(self.new_ct(vec![c0, c1], a.scale()))
+        Ok(self.new_ct(vec![c0, c1], scale))
     }
 
     /// Multiplication followed by relinearization.
     pub fn mul_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
-        self.relinearize(&self.mul(a, b)?)
+        self.relinearize_owned(self.mul(a, b)?)
     }
 
     /// Square followed by relinearization.
     pub fn square_relin(&self, a: &Ciphertext) -> Result<Ciphertext> {
-        self.relinearize(&self.square(a)?)
+        self.relinearize_owned(self.square(a)?)
     }
 
     // ----- levels -----------------------------------------------------------------------
@@ -414,10 +428,14 @@ impl Evaluator {
         let key = self.keys()?.galois_key(g)?;
         let rq = self.params.ring_q();
         let perm = rq.automorphism_eval_permutation(g)?;
-        let (c0, c1) = rayon::join(|| rq.permute(&a.c[0], &perm), || rq.permute(&a.c[1], &perm));
-        let (c0, c1) = (c0?, c1?);
-        let (k0, k1) = key_switch(&self.params, &c1, &key)?;
-        let mut c0 = c0;
+        // σ_g commutes with ModUp: c1's digits are extended unpermuted and permuted on the fly
+        // inside the key-switching inner product (no copy of σ_g(c1) is made).
+        let (c0, dec) = rayon::join(
+            || rq.permute(&a.c[0], &perm),
+            || decompose(&self.params, &a.c[1]),
+        );
+        let (mut c0, dec) = (c0?, dec?);
+        let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;
         rq.add_assign(&mut c0, &k0)?;
         Ok(self.new_ct(vec![c0, k1], a.scale()))
     }
