@@ -60,34 +60,34 @@ impl Modulus {
 
     /// The modulus value.
     #[inline(always)]
-    pub const fn value(&self) -> u64 {
+    pub fn value(&self) -> u64 {
         self.q
     }
 
     /// Bit length of `q`.
     #[inline(always)]
-    pub const fn bits(&self) -> u32 {
+    pub fn bits(&self) -> u32 {
         self.bits
     }
 
     /// `(a + b) mod q` for `a, b < q`.
     #[inline(always)]
-    pub const fn add(&self, a: u64, b: u64) -> u64 {
+    pub fn add(&self, a: u64, b: u64) -> u64 {
         let s = a + b;
-        s - (self.q & 0u64.wrapping_sub((s >= self.q) as u64))
+        std::hint::select_unpredictable(s >= self.q, s.wrapping_sub(self.q), s)
     }
 
     /// `(a - b) mod q` for `a, b < q`.
     #[inline(always)]
-    pub const fn sub(&self, a: u64, b: u64) -> u64 {
+    pub fn sub(&self, a: u64, b: u64) -> u64 {
         // Branch-free (residues are uniform, so a branch would be a coin flip).
-        a.wrapping_sub(b)
-            .wrapping_add(self.q & 0u64.wrapping_sub((a < b) as u64))
+        let d = a.wrapping_sub(b);
+        std::hint::select_unpredictable(a < b, d.wrapping_add(self.q), d)
     }
 
     /// `-a mod q` for `a < q`.
     #[inline(always)]
-    pub const fn neg(&self, a: u64) -> u64 {
+    pub fn neg(&self, a: u64) -> u64 {
         if a == 0 {
             0
         } else {
@@ -97,7 +97,7 @@ impl Modulus {
 
     /// Barrett reduction of a 128-bit value to `[0, q)`.
     #[inline(always)]
-    pub const fn reduce_u128(&self, x: u128) -> u64 {
+    pub fn reduce_u128(&self, x: u128) -> u64 {
         let x_lo = x as u64;
         let x_hi = (x >> 64) as u64;
         // Estimate floor(x * ratio / 2^128) with the three partial products that matter.
@@ -109,7 +109,7 @@ impl Modulus {
         let quot = (mid >> 64) as u64 + (mid2 >> 64) as u64 + c1 as u64 + c2 as u64;
         let quot = quot.wrapping_add(x_hi.wrapping_mul(self.ratio_hi));
         let r = x_lo.wrapping_sub(quot.wrapping_mul(self.q));
-        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
+        std::hint::select_unpredictable(r >= self.q, r.wrapping_sub(self.q), r)
     }
 
     /// Montgomery reduction (Montgomery, Math. Comp. 1985, "REDC"): `x·2^{-64} mod q` in
@@ -117,40 +117,40 @@ impl Modulus {
     /// 128-bit input: the lazy RNS sums of base conversion and key switching end with it, their
     /// constants pre-multiplied by `2^64 mod q` (see [`Modulus::to_montgomery`]).
     #[inline(always)]
-    pub const fn redc(&self, x: u128) -> u64 {
+    pub fn redc(&self, x: u128) -> u64 {
         let lo = x as u64;
         let hi = (x >> 64) as u64;
         // m·q ≡ lo (mod 2^64), so x - m·q is a multiple of 2^64 and its top word is the result.
         let m = lo.wrapping_mul(self.q_inv64);
         let mh = ((m as u128 * self.q as u128) >> 64) as u64;
         // Branch-free: the comparison is a coin flip on uniform data.
-        hi.wrapping_sub(mh)
-            .wrapping_add(self.q & 0u64.wrapping_sub((hi < mh) as u64))
+        let r = hi.wrapping_sub(mh);
+        std::hint::select_unpredictable(hi < mh, r.wrapping_add(self.q), r)
     }
 
     /// `a·2^64 mod q`, the Montgomery form of `a` (any `u64`).
     #[inline(always)]
-    pub const fn to_montgomery(&self, a: u64) -> u64 {
+    pub fn to_montgomery(&self, a: u64) -> u64 {
         self.reduce_u128((a as u128) << 64)
     }
 
     /// Whether [`Modulus::redc`] applies (odd `q`).
     #[inline(always)]
-    pub const fn has_montgomery(&self) -> bool {
+    pub fn has_montgomery(&self) -> bool {
         self.q & 1 == 1
     }
 
     /// Barrett reduction of any `u64` to `[0, q)`.
     #[inline(always)]
-    pub const fn reduce(&self, x: u64) -> u64 {
+    pub fn reduce(&self, x: u64) -> u64 {
         let quot = ((x as u128 * self.ratio_hi as u128) >> 64) as u64;
         let r = x.wrapping_sub(quot.wrapping_mul(self.q));
-        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
+        std::hint::select_unpredictable(r >= self.q, r.wrapping_sub(self.q), r)
     }
 
     /// Reduction of a signed integer to `[0, q)`.
     #[inline(always)]
-    pub const fn reduce_i64(&self, x: i64) -> u64 {
+    pub fn reduce_i64(&self, x: i64) -> u64 {
         let r = self.reduce(x.unsigned_abs());
         if x < 0 {
             self.neg(r)
@@ -161,7 +161,7 @@ impl Modulus {
 
     /// Reduction of a signed 128-bit integer to `[0, q)`.
     #[inline(always)]
-    pub const fn reduce_i128(&self, x: i128) -> u64 {
+    pub fn reduce_i128(&self, x: i128) -> u64 {
         let r = self.reduce_u128(x.unsigned_abs());
         if x < 0 {
             self.neg(r)
@@ -172,33 +172,33 @@ impl Modulus {
 
     /// `(a * b) mod q` by Barrett reduction, for `a, b < q`.
     #[inline(always)]
-    pub const fn mul(&self, a: u64, b: u64) -> u64 {
+    pub fn mul(&self, a: u64, b: u64) -> u64 {
         self.reduce_u128(a as u128 * b as u128)
     }
 
     /// Shoup's precomputation `floor(w * 2^64 / q)` for a fixed multiplicand `w < q`.
     #[inline(always)]
-    pub const fn shoup(&self, w: u64) -> u64 {
+    pub fn shoup(&self, w: u64) -> u64 {
         (((w as u128) << 64) / self.q as u128) as u64
     }
 
     /// Lazy Shoup product: `a * w mod q` in `[0, 2q)`, for any `a < 2^64` and `w < q` with
     /// `w_shoup = self.shoup(w)` (Harvey 2014, Alg. 2).
     #[inline(always)]
-    pub const fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+    pub fn mul_shoup_lazy(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let quot = ((a as u128 * w_shoup as u128) >> 64) as u64;
         a.wrapping_mul(w).wrapping_sub(quot.wrapping_mul(self.q))
     }
 
     /// Shoup product `a * w mod q` in `[0, q)`.
     #[inline(always)]
-    pub const fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
+    pub fn mul_shoup(&self, a: u64, w: u64, w_shoup: u64) -> u64 {
         let r = self.mul_shoup_lazy(a, w, w_shoup);
-        r - (self.q & 0u64.wrapping_sub((r >= self.q) as u64))
+        std::hint::select_unpredictable(r >= self.q, r.wrapping_sub(self.q), r)
     }
 
     /// `a^e mod q` by square and multiply.
-    pub const fn pow(&self, a: u64, mut e: u64) -> u64 {
+    pub fn pow(&self, a: u64, mut e: u64) -> u64 {
         let mut base = self.reduce(a);
         let mut acc = 1 % self.q;
         while e > 0 {
@@ -226,7 +226,7 @@ impl Modulus {
 
     /// Centred representative of `a < q` in `(-q/2, q/2]`.
     #[inline(always)]
-    pub const fn center(&self, a: u64) -> i64 {
+    pub fn center(&self, a: u64) -> i64 {
         if a > self.q >> 1 {
             a as i64 - self.q as i64
         } else {
