@@ -404,7 +404,35 @@ impl BaseConverter {
             v.fill(0);
         }
         let lazy = self.lazy_terms;
-        for (t, row) in rows.iter_mut().enumerate() {
+        // Full blocks with k <= lazy: two targets per pass, accumulators in registers, each
+        // scaled input loaded once for both.
+        let mut t0 = 0;
+        if k <= lazy && m == BLOCK && k > 4 {
+            let mut pairs = rows.chunks_exact_mut(2);
+            for pair in &mut pairs {
+                let [ra, rb] = pair else { break };
+                let (ba, bb) = (&self.to[t0], &self.to[t0 + 1]);
+                let ha = &self.a_hat_mod_b[t0 * k..(t0 + 1) * k];
+                let hb = &self.a_hat_mod_b[(t0 + 1) * k..(t0 + 2) * k];
+                let ca = &self.neg_a_mod_b[t0 * (k + 1)..(t0 + 1) * (k + 1)];
+                let cb = &self.neg_a_mod_b[(t0 + 1) * (k + 1)..(t0 + 2) * (k + 1)];
+                let (oa, ob) = (&mut ra[off..off + m], &mut rb[off..off + m]);
+                for (j, v) in v.iter().enumerate() {
+                    let v = *v as usize;
+                    let mut a = ca.get(v).copied().unwrap_or(0) as u128;
+                    let mut b = cb.get(v).copied().unwrap_or(0) as u128;
+                    for ((yi, ha), hb) in y.chunks_exact(BLOCK).zip(ha).zip(hb) {
+                        let x = yi[j] as u128;
+                        a += x * *ha as u128;
+                        b += x * *hb as u128;
+                    }
+                    oa[j] = ba.redc(a);
+                    ob[j] = bb.redc(b);
+                }
+                t0 += 2;
+            }
+        }
+        for (t, row) in rows.iter_mut().enumerate().skip(t0) {
             let b = &self.to[t];
             let h = &self.a_hat_mod_b[t * k..(t + 1) * k];
             let corr = &self.neg_a_mod_b[t * (k + 1)..(t + 1) * (k + 1)];
