@@ -169,6 +169,43 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The fused lazy inner product equals the naive sum of products, with and without an
+    /// automorphism applied to the digits, for any digit count (beyond the lazy-reduction
+    /// interval of a 61-bit prime too).
+    #[test]
+    fn inner_product_equals_naive(logn in 4u32..=7, dnum in 1usize..40, seed in any::<u8>(), k in any::<u64>(), permuted in any::<bool>()) {
+        let n = 1usize << logn;
+        // A 61-bit prime: its lazy interval is 32 products, so dnum up to 39 crosses it.
+        let rq = ring(n, &[61, 40, 50]);
+        let rp = RingContext::new(n, &ntt_primes(61, 2, n, &rq.moduli().iter().map(|m| m.value()).collect::<Vec<_>>()).unwrap()).unwrap();
+        let ks = KeySwitchBasis::new(rq.clone(), rp.clone(), 1).unwrap();
+        let mut prng = Prng::from_seed([seed; 32]);
+        let mut qp = || PolyQP { q: rq.uniform::<Eval>(&mut prng, 3).unwrap(), p: rp.uniform::<Eval>(&mut prng, 2).unwrap() };
+        let digits: Vec<PolyQP> = (0..dnum).map(|_| qp()).collect();
+        let keys: Vec<[PolyQP; 2]> = (0..dnum).map(|_| [qp(), qp()]).collect();
+        let views: Vec<_> = keys.iter().map(|[a, b]| [(a.q.view(), a.p.view()), (b.q.view(), b.p.view())]).collect();
+        let perm = rq.automorphism_eval_permutation((k % (2 * n as u64)) | 1).unwrap();
+        let perm = permuted.then_some(&perm[..]);
+        let got = ks.inner_product(&digits, &views, perm).unwrap();
+        for (c, got) in got.iter().enumerate() {
+            let (mut wq, mut wp) = (rq.zero::<Eval>(3).unwrap(), rp.zero::<Eval>(2).unwrap());
+            for (d, key) in digits.iter().zip(&keys) {
+                let (dq, dp) = match perm {
+                    Some(p) => (rq.permute(&d.q, p).unwrap(), rp.permute(&d.p, p).unwrap()),
+                    None => (d.q.clone(), d.p.clone()),
+                };
+                rq.mul_add_assign(&mut wq, &dq, &key[c].q).unwrap();
+                rp.mul_add_assign(&mut wp, &dp, &key[c].p).unwrap();
+            }
+            prop_assert_eq!(&got.q, &wq);
+            prop_assert_eq!(&got.p, &wp);
+        }
+    }
+}
+
 #[test]
 fn shape_errors_are_typed() {
     let r = ring(16, &[40, 40]);

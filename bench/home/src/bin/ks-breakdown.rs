@@ -1,7 +1,7 @@
 //! Per-stage CPU-time breakdown of one hybrid key switch (diagnostics for optimisation):
 //! INTT of the input, ModUp of every digit, inner product with the key, ModDown.
 //!
-//! Usage: ks-breakdown [--logn 14] [--alpha 1] [--special K] [--reps 20]
+//! Usage: ks-breakdown [--logn 14] [--alpha 1] [--special K] [--pbits 60] [--reps 20]
 
 /// Minimum CPU time of `reps` runs (robust on a machine shared with other jobs: contention
 /// only ever adds time).
@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let params = Parameters::new(ParametersLiteral {
         log_n: logn,
         log_q: [vec![60], vec![40; depth]].concat(),
-        log_p: vec![60; special],
+        log_p: vec![get("--pbits", 60) as u32; special],
         alpha: Some(alpha),
         log_scale: 40.0,
         secret: SecretDistribution::UniformTernary,
