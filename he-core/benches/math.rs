@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use he_core::math::ntt::{NttBackend, ReferenceNtt, TfheNtt};
+use he_core::math::ntt::{plan, NttBackend, ReferenceNtt, TfheNtt};
 use he_core::math::primes::ntt_primes;
 use he_core::math::Prng;
 use std::hint::black_box;
@@ -35,11 +35,17 @@ fn bench_ntt(c: &mut Criterion) {
             let ours = TfheNtt::new(n, q).unwrap();
             let direct = tfhe_ntt::prime64::Plan::try_new(n, q).unwrap();
             let concrete = concrete_ntt::prime64::Plan::try_new(n, q).unwrap();
+            let default = plan(n, q).unwrap();
             let mut a = input(n, q);
             g.throughput(Throughput::Elements(butterflies(n)));
             g.bench_with_input(BenchmarkId::new("home", n), &n, |b, _| {
                 b.iter(|| ours.forward_unchecked(black_box(&mut a)))
             });
+            g.bench_with_input(
+                BenchmarkId::new(format!("home-default ({})", default.name()), n),
+                &n,
+                |b, _| b.iter(|| default.forward_unchecked(black_box(&mut a))),
+            );
             g.bench_with_input(BenchmarkId::new("tfhe-ntt-direct", n), &n, |b, _| {
                 b.iter(|| direct.fwd(black_box(&mut a)))
             });
@@ -53,12 +59,18 @@ fn bench_ntt(c: &mut Criterion) {
             let n = 1usize << log_n;
             let q = ntt_primes(bits, 1, n, &[]).unwrap()[0];
             let ours = TfheNtt::new(n, q).unwrap();
+            let default = plan(n, q).unwrap();
             let mut a = input(n, q);
             g.throughput(Throughput::Elements(butterflies(n)));
             g.bench_with_input(
                 BenchmarkId::new("home (incl. N^-1 scaling)", n),
                 &n,
                 |b, _| b.iter(|| ours.inverse_unchecked(black_box(&mut a))),
+            );
+            g.bench_with_input(
+                BenchmarkId::new(format!("home-default ({})", default.name()), n),
+                &n,
+                |b, _| b.iter(|| default.inverse_unchecked(black_box(&mut a))),
             );
         }
         g.finish();
@@ -93,8 +105,8 @@ fn ns_per_butterfly(n: usize, mut f: impl FnMut()) -> f64 {
 
 fn summary() {
     println!("\nNTT forward, ns per butterfly (median of 31 batches), same process:");
-    println!("| N | prime | HomE | tfhe-ntt direct | HomE / direct | concrete-ntt 0.2 | concrete / tfhe |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| N | prime | HomE (TfheNtt) | tfhe-ntt direct | HomE / direct | concrete-ntt 0.2 | concrete / tfhe | HomE default plan | backend | default / direct |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for bits in BITS {
         for log_n in LOG_NS {
             let n = 1usize << log_n;
@@ -106,10 +118,14 @@ fn summary() {
             let h = ns_per_butterfly(n, || ours.forward_unchecked(black_box(&mut a)));
             let d = ns_per_butterfly(n, || direct.fwd(black_box(&mut a)));
             let c = ns_per_butterfly(n, || concrete.fwd(black_box(&mut a)));
+            let default = plan(n, q).unwrap();
+            let f = ns_per_butterfly(n, || default.forward_unchecked(black_box(&mut a)));
             println!(
-                "| 2^{log_n} | {bits}-bit | {h:.3} | {d:.3} | {:.3} | {c:.3} | {:.2} |",
+                "| 2^{log_n} | {bits}-bit | {h:.3} | {d:.3} | {:.3} | {c:.3} | {:.2} | {f:.3} | {} | {:.2} |",
                 h / d,
-                c / d
+                c / d,
+                default.name(),
+                f / d
             );
         }
     }

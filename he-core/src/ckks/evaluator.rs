@@ -428,14 +428,12 @@ impl Evaluator {
         let key = self.keys()?.galois_key(g)?;
         let rq = self.params.ring_q();
         let perm = rq.automorphism_eval_permutation(g)?;
-        // σ_g commutes with ModUp: c1's digits are extended unpermuted and permuted on the fly
-        // inside the key-switching inner product (no copy of σ_g(c1) is made).
-        let (c0, dec) = rayon::join(
-            || rq.permute(&a.c[0], &perm),
-            || decompose(&self.params, &a.c[1]),
-        );
-        let (mut c0, dec) = (c0?, dec?);
-        let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;
+        // One rotation: permuting c1 (l+1 limbs, sequential writes) before ModUp is cheaper
+        // than gathering from every extended digit (dnum·(l+1+k) limbs) in the inner product,
+        // which is what hoisted rotations do to share one decomposition.
+        let (c0, c1) = rayon::join(|| rq.permute(&a.c[0], &perm), || rq.permute(&a.c[1], &perm));
+        let (mut c0, c1) = (c0?, c1?);
+        let (k0, k1) = key_switch(&self.params, &c1, &key)?;
         rq.add_assign(&mut c0, &k0)?;
         Ok(self.new_ct(vec![c0, k1], a.scale()))
     }
