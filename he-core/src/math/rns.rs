@@ -346,12 +346,24 @@ impl BaseConverter {
             |scratch, (b, mut rows)| {
                 let start = b * PAR_BLOCK;
                 let len = rows.first().map_or(0, |r| r.len());
-                let mut off = 0;
-                while off < len {
-                    let m = BLOCK.min(len - off);
-                    self.convert_block(input, n, start + off, m, &mut rows, off, scratch, exact);
-                    off += m;
+                let job = Blocks {
+                    conv: self,
+                    input,
+                    n,
+                    start,
+                    len,
+                    rows: &mut rows,
+                    scratch,
+                    exact,
+                };
+                // With BMI2's `mulx`/`adcx` where the CPU has them (x86-64-v3), by pulp's safe
+                // runtime dispatch; the baseline build otherwise.
+                #[cfg(target_arch = "x86_64")]
+                if let Some(simd) = pulp::x86::V3::try_new() {
+                    pulp::Simd::vectorize(simd, job);
+                    return;
                 }
+                pulp::NullaryFnOnce::call(job);
             },
         );
     }
@@ -360,7 +372,7 @@ impl BaseConverter {
     /// One u128 accumulator per output coefficient and a single Barrett reduction, with the
     /// exact-conversion correction `-v·A` folded in as one more term `v·(b - A mod b)`.
     #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
+    #[inline(always)]
     fn convert_block(
         &self,
         input: &[u64],
@@ -416,12 +428,21 @@ impl BaseConverter {
                 let hb = &self.a_hat_mod_b[(t0 + 1) * k..(t0 + 2) * k];
                 let ca = &self.neg_a_mod_b[t0 * (k + 1)..(t0 + 1) * (k + 1)];
                 let cb = &self.neg_a_mod_b[(t0 + 1) * (k + 1)..(t0 + 2) * (k + 1)];
-                let (oa, ob) = (&mut ra[off..off + m], &mut rb[off..off + m]);
-                for (j, v) in v.iter().enumerate() {
-                    let v = *v as usize;
+                // Fixed-size blocks: indices below BLOCK need no bounds checks.
+                let (ys, _) = y.as_chunks::<BLOCK>();
+                let (Some(ys), Ok(oa), Ok(ob), Ok(vb)) = (
+                    ys.get(..k),
+                    <&mut [u64; BLOCK]>::try_from(&mut ra[off..off + m]),
+                    <&mut [u64; BLOCK]>::try_from(&mut rb[off..off + m]),
+                    <&[u64; BLOCK]>::try_from(&v[..]),
+                ) else {
+                    break;
+                };
+                for j in 0..BLOCK {
+                    let v = vb[j] as usize;
                     let mut a = ca.get(v).copied().unwrap_or(0) as u128;
                     let mut b = cb.get(v).copied().unwrap_or(0) as u128;
-                    for ((yi, ha), hb) in y.chunks_exact(BLOCK).zip(ha).zip(hb) {
+                    for ((yi, ha), hb) in ys.iter().zip(ha).zip(hb) {
                         let x = yi[j] as u128;
                         a += x * *ha as u128;
                         b += x * *hb as u128;
@@ -481,13 +502,16 @@ fn small_k<const K: usize>(
     v: &[u64],
     out: &mut [u64],
 ) -> bool {
-    let (Ok(h), Some(ys)) = (<&[u64; K]>::try_from(h), y.get(..K * BLOCK)) else {
+    let (ys, _) = y.as_chunks::<BLOCK>();
+    let (Ok(h), Some(ys), Ok(out), Ok(v)) = (
+        <&[u64; K]>::try_from(h),
+        ys.get(..K)
+            .and_then(|ys| <&[[u64; BLOCK]; K]>::try_from(ys).ok()),
+        <&mut [u64; BLOCK]>::try_from(out),
+        <&[u64; BLOCK]>::try_from(v),
+    ) else {
         return false;
     };
-    let ys: [&[u64]; K] = std::array::from_fn(|i| &ys[i * BLOCK..(i + 1) * BLOCK]);
-    if out.len() != BLOCK || v.len() != BLOCK {
-        return false;
-    }
     for j in 0..BLOCK {
         let mut acc = corr.get(v[j] as usize).copied().unwrap_or(0) as u128;
         for i in 0..K {
@@ -496,6 +520,42 @@ fn small_k<const K: usize>(
         out[j] = b.redc(acc);
     }
     true
+}
+
+/// One parallel task of a base conversion: its coefficient blocks, run by
+/// `pulp::Simd::vectorize` (a named type with an `#[inline(always)]` body, so that the target
+/// features reach the kernel; a closure would be compiled without them).
+struct Blocks<'a, 'r> {
+    conv: &'a BaseConverter,
+    input: &'a [u64],
+    n: usize,
+    start: usize,
+    len: usize,
+    rows: &'a mut [&'r mut [u64]],
+    scratch: &'a mut [u64],
+    exact: bool,
+}
+
+impl pulp::NullaryFnOnce for Blocks<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn call(self) {
+        let mut off = 0;
+        while off < self.len {
+            let m = BLOCK.min(self.len - off);
+            self.conv.convert_block(
+                self.input,
+                self.n,
+                self.start + off,
+                m,
+                self.rows,
+                off,
+                self.scratch,
+                self.exact,
+            );
+            off += m;
+        }
+    }
 }
 
 /// Coefficients per parallel task of a base conversion.
