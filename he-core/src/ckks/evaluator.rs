@@ -349,6 +349,9 @@ impl Evaluator {
         };
         rq.add_assign(&mut c0, &k0)?;
         rq.add_assign(&mut c1, &k1)?;
+        let pool = self.params.key_switch_basis().pool();
+        pool.give_poly(k0);
+        pool.give_poly(k1);
         Ok(self.new_ct(vec![c0, c1], scale))
     }
 
@@ -435,6 +438,9 @@ impl Evaluator {
         let (mut c0, c1) = (c0?, c1?);
         let (k0, k1) = key_switch(&self.params, &c1, &key)?;
         rq.add_assign(&mut c0, &k0)?;
+        let pool = self.params.key_switch_basis().pool();
+        pool.give_poly(k0);
+        pool.give_poly(c1);
         Ok(self.new_ct(vec![c0, k1], a.scale()))
     }
 
@@ -467,7 +473,8 @@ impl Evaluator {
         keys.prefetch(&elts.iter().copied().filter(|g| *g != 1).collect::<Vec<_>>());
         let dec = decompose(&self.params, &a.c[1])?;
         let rq = self.params.ring_q();
-        elts.par_iter()
+        let out = elts
+            .par_iter()
             .map(|&g| {
                 if g == 1 {
                     return Ok(a.clone());
@@ -477,9 +484,12 @@ impl Evaluator {
                 let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;
                 let mut c0 = rq.permute(&a.c[0], &perm)?;
                 rq.add_assign(&mut c0, &k0)?;
+                self.params.key_switch_basis().pool().give_poly(k0);
                 Ok(self.new_ct(vec![c0, k1], a.scale()))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>();
+        dec.recycle(&self.params);
+        out
     }
 
     /// Sum of the first `count` slots (a power of two) replicated into each of them, by

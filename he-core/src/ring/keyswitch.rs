@@ -17,7 +17,7 @@
 //!   bias; a floor-style remainder in `[0, P)` would add `-1/2` to every coefficient, which the
 //!   canonical embedding sums coherently into slot 0.
 
-use super::{Coeff, Eval, Poly, PolyView, RingContext};
+use super::{BufferPool, Coeff, Eval, Poly, PolyView, RingContext};
 use crate::math::{BaseConverter, Modulus, RnsBasis};
 use crate::{Error, Result};
 use rayon::prelude::*;
@@ -46,6 +46,8 @@ pub struct KeySwitchBasis {
     p_inv: Vec<(u64, u64)>,
     /// `P mod q_i`.
     p_mod_q: Vec<u64>,
+    /// Reused buffers for the temporaries of key switching.
+    pool: BufferPool,
 }
 
 impl KeySwitchBasis {
@@ -110,6 +112,7 @@ impl KeySwitchBasis {
             mod_down,
             p_inv,
             p_mod_q,
+            pool: BufferPool::new(),
         })
     }
 
@@ -176,8 +179,9 @@ impl KeySwitchBasis {
         let n = self.ring_q.degree();
         let range = self.digit_range(level, j);
         let k = self.ring_p.max_limbs();
-        let mut q = Poly::<Eval>::zero(n, level + 1);
-        let mut p = Poly::<Eval>::zero(n, k);
+        // Every residue is written below (the digit's own limbs copied, the others converted).
+        let mut q = self.pool.poly_for_overwrite::<Eval>(n, level + 1);
+        let mut p = self.pool.poly_for_overwrite::<Eval>(n, k);
         {
             // Convert straight into the destination limbs: Q limbs outside the digit, then P.
             let (before, rest) = q.as_mut_slice().split_at_mut(range.start * n);
@@ -200,6 +204,17 @@ impl KeySwitchBasis {
         }
         self.ring_p.ntt_limbs(p.as_mut_slice(), 0, true)?;
         Ok(PolyQP { q, p })
+    }
+
+    /// The pool key switching takes its temporaries from.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// Gives an extended polynomial's buffers back to the pool (after its last use).
+    pub fn recycle(&self, x: PolyQP) {
+        self.pool.give_poly(x.q);
+        self.pool.give_poly(x.p);
     }
 
     /// The key-switching inner product (Han–Ki 2020, Alg. 2, the step between ModUp and
@@ -259,9 +274,10 @@ impl KeySwitchBasis {
                 )));
             }
         }
+        // Every residue of the outputs is written below.
         let zero = || PolyQP {
-            q: Poly::<Eval>::zero(n, ql),
-            p: Poly::<Eval>::zero(n, k),
+            q: self.pool.poly_for_overwrite::<Eval>(n, ql),
+            p: self.pool.poly_for_overwrite::<Eval>(n, k),
         };
         let mut out = [zero(), zero()];
         {
@@ -322,8 +338,9 @@ impl KeySwitchBasis {
         })?;
         let n = self.ring_q.degree();
         let xp = self.ring_p.to_coeff(xp)?;
-        let mut c = vec![0u64; (level + 1) * n];
+        let mut c = self.pool.take_for_overwrite((level + 1) * n);
         conv.convert_exact(xp.as_slice(), &mut c, n)?;
+        self.pool.give_poly(xp);
         self.ring_q.ntt_limbs(&mut c, 0, true)?;
         xq.as_mut_slice()
             .par_chunks_mut(n)
@@ -335,6 +352,7 @@ impl KeySwitchBasis {
                     *x = m.mul_shoup(m.sub(*x, *c), *w, *ws);
                 }
             });
+        self.pool.give(c);
         Ok(xq)
     }
 }

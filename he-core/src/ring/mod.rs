@@ -14,7 +14,7 @@ pub mod keyswitch;
 pub mod poly;
 
 pub use keyswitch::KeySwitchBasis;
-pub use poly::{zeroed_limbs, Coeff, Eval, Limbs, Poly, PolyView, Representation};
+pub use poly::{zeroed_limbs, BufferPool, Coeff, Eval, Limbs, Poly, PolyView, Representation};
 
 use crate::math::ntt::{bit_reverse, plan as ntt_plan, NttPlan};
 use crate::math::primes::check_ntt_prime;

@@ -22,6 +22,76 @@ pub fn zeroed_limbs(len: usize) -> Limbs {
     v
 }
 
+/// A free list of owned limb buffers, after SEAL's `MemoryPool`: key switching takes its
+/// large temporaries (extended digits, inner-product sums, ModDown scratch) from it and gives
+/// them back, so steady-state evaluation maps no fresh pages. Without it every key switch at
+/// N = 2^15 asked the allocator for ~36 MB, which typical allocators return to the OS on free
+/// and the kernel zeroes again on the next touch (about a quarter of the key-switching time).
+#[derive(Debug, Default)]
+pub struct BufferPool {
+    free: std::sync::Mutex<Vec<Limbs>>,
+}
+
+/// Buffers a [`BufferPool`] keeps at most (the rest are freed).
+const POOL_MAX_BUFFERS: usize = 256;
+/// Words a [`BufferPool`] keeps at most (2 GiB).
+const POOL_MAX_WORDS: usize = 1 << 28;
+
+impl BufferPool {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer of `len` words whose contents are unspecified (stale residues of an earlier
+    /// use, or zeros): for callers that overwrite every word.
+    pub fn take_for_overwrite(&self, len: usize) -> Limbs {
+        let reused = self.free.lock().ok().and_then(|mut free| {
+            // Best fit: the smallest buffer that is large enough (and not wastefully so).
+            let i = free
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.capacity() >= len && b.capacity() <= 2 * len.max(1))
+                .min_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i)?;
+            Some(free.swap_remove(i))
+        });
+        match reused {
+            Some(mut b) => {
+                b.truncate(len);
+                b.resize(len, 0);
+                b
+            }
+            None => zeroed_limbs(len),
+        }
+    }
+
+    /// A polynomial of `limbs x n` words for callers that overwrite every residue.
+    pub fn poly_for_overwrite<R: Representation>(&self, n: usize, limbs: usize) -> Poly<R> {
+        Poly {
+            n,
+            limbs,
+            data: self.take_for_overwrite(n * limbs),
+            _repr: PhantomData,
+        }
+    }
+
+    /// Returns a buffer to the pool.
+    pub fn give(&self, buffer: Limbs) {
+        if let Ok(mut free) = self.free.lock() {
+            let held: usize = free.iter().map(|b| b.capacity()).sum();
+            if free.len() < POOL_MAX_BUFFERS && held + buffer.capacity() <= POOL_MAX_WORDS {
+                free.push(buffer);
+            }
+        }
+    }
+
+    /// Returns a polynomial's buffer to the pool.
+    pub fn give_poly<R: Representation>(&self, p: Poly<R>) {
+        self.give(p.into_container());
+    }
+}
+
 mod sealed {
     pub trait Sealed {}
 }

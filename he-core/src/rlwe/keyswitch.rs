@@ -23,12 +23,15 @@ pub struct Decomposed {
 pub fn decompose(params: &Parameters, d: &Poly<Eval>) -> Result<Decomposed> {
     let rq = params.ring_q();
     let ks = params.key_switch_basis();
-    let d_coeff = rq.to_coeff(d.clone())?;
+    let mut copy = ks.pool().poly_for_overwrite::<Eval>(d.degree(), d.limbs());
+    copy.as_mut_slice().copy_from_slice(d.as_slice());
+    let d_coeff = rq.to_coeff(copy)?;
     let digits = (0..ks.digits(d.level()))
         .into_par_iter()
         .map(|j| ks.mod_up(&d_coeff, d, j))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Decomposed { digits })
+        .collect::<Result<Vec<_>>>();
+    ks.pool().give_poly(d_coeff);
+    Ok(Decomposed { digits: digits? })
 }
 
 fn check_key(params: &Parameters, key: &KeySwitchKey, level: usize) -> Result<()> {
@@ -85,5 +88,18 @@ pub fn key_switch(
 ) -> Result<(Poly<Eval>, Poly<Eval>)> {
     check_key(params, key, d.level())?;
     let dec = decompose(params, d)?;
-    key_switch_decomposed(params, &dec, key, None)
+    let out = key_switch_decomposed(params, &dec, key, None);
+    dec.recycle(params);
+    out
+}
+
+impl Decomposed {
+    /// Gives the digits' buffers back to the key-switching pool of `params` (after the last
+    /// key switch that uses them).
+    pub fn recycle(self, params: &Parameters) {
+        let ks = params.key_switch_basis();
+        for d in self.digits {
+            ks.recycle(d);
+        }
+    }
 }
