@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! math   modular arithmetic (Barrett, Shoup), NTT-friendly primes, RNS bases and fast base
-//!        conversion, negacyclic NTT (trait; tfhe-ntt backend + scalar reference), sampling
+//!        conversion, negacyclic NTT (trait; tfhe-ntt and F64Ntt backends + scalar
+//!        reference), sampling
 //! ring   RNS polynomials (coefficient / evaluation form as a type parameter), arithmetic,
 //!        automorphisms, rescaling, digit decomposition
 //! ```

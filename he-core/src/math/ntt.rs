@@ -10,8 +10,9 @@
 //! and the inverse maps `â` back to the coefficients, scaling by `N^{-1}` included. Pointwise
 //! products of transforms are then transforms of negacyclic products. This is the ordering of
 //! the Cooley–Tukey / Gentleman–Sande pair of Longa & Naehrig (CANS 2016, Alg. 1 and 2) and of
-//! `tfhe-ntt`, which is the fast backend here (AVX-512 IFMA for `q < 2^51`, AVX-512 for
-//! `q < 2^62`).
+//! the fast backends: `tfhe-ntt` (AVX-512 IFMA for `q < 2^51`, AVX-512 or AVX2 for `q < 2^62`)
+//! and, on AVX2+FMA CPUs without IFMA, [`F64Ntt`] in double precision for `q < 2^50`;
+//! [`plan`] picks per prime.
 //!
 //! Because the evaluation points are the odd powers of `ψ`, an automorphism `X -> X^k` acts on
 //! transforms as a permutation of indices that does not depend on `ψ` (see [`crate::ring`]).
