@@ -16,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod ckks;
+pub mod circuits;
 pub mod error;
 pub mod math;
 pub mod ring;

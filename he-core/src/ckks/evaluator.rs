@@ -75,13 +75,13 @@ impl Evaluator {
         &self.encoder
     }
 
-    fn keys(&self) -> Result<&Arc<dyn EvalKeyProvider>> {
+    pub(crate) fn keys(&self) -> Result<&Arc<dyn EvalKeyProvider>> {
         self.keys.as_ref().ok_or_else(|| {
             Error::MissingKey("this evaluator was created without evaluation keys".into())
         })
     }
 
-    fn check_ct(&self, ct: &Ciphertext) -> Result<()> {
+    pub(crate) fn check_ct(&self, ct: &Ciphertext) -> Result<()> {
         self.params.check_hash(ct.params_hash())
     }
 
@@ -111,7 +111,7 @@ impl Evaluator {
         Ok(())
     }
 
-    fn new_ct(&self, c: Vec<Poly<Eval>>, scale: f64) -> Ciphertext {
+    pub(crate) fn new_ct(&self, c: Vec<Poly<Eval>>, scale: f64) -> Ciphertext {
         Ciphertext {
             c,
             scale,
@@ -200,7 +200,7 @@ impl Evaluator {
         Ok(())
     }
 
-    fn rns_of(&self, x: f64, limbs: usize) -> Result<Vec<u64>> {
+    pub(crate) fn rns_of(&self, x: f64, limbs: usize) -> Result<Vec<u64>> {
         if !x.is_finite() || x.abs() >= 2f64.powi(126) {
             return Err(Error::OutOfRange {
                 what: "constant times scale",

@@ -164,7 +164,7 @@ pub struct BaseConverter {
     a_hat_mod_b: Vec<u64>,
     /// `-v·A·2^64 mod b_j` for `v = 0..=k` (the exact conversion's correction), `k + 1`
     /// entries per target.
-    neg_a_mod_b: Vec<u64>,
+    correction: Vec<u64>,
     /// Products that fit in a u128 accumulator before one must be reduced.
     lazy_terms: usize,
     /// 1 / a_i as f64.
@@ -198,7 +198,7 @@ impl BaseConverter {
                     .map(|h| b.to_montgomery((h % b.value()).to_u64().unwrap_or(0)))
             })
             .collect();
-        let neg_a_mod_b = to
+        let correction = to
             .iter()
             .flat_map(|b| {
                 let neg_a = b.neg((from.product() % b.value()).to_u64().unwrap_or(0));
@@ -213,7 +213,7 @@ impl BaseConverter {
             to: to.to_vec(),
             a_hat_inv: from.q_hat_inv.clone(),
             a_hat_mod_b,
-            neg_a_mod_b,
+            correction,
             lazy_terms,
             a_inv_f64: from.moduli.iter().map(|m| 1.0 / m.value() as f64).collect(),
         })
@@ -426,8 +426,8 @@ impl BaseConverter {
                 let (ba, bb) = (&self.to[t0], &self.to[t0 + 1]);
                 let ha = &self.a_hat_mod_b[t0 * k..(t0 + 1) * k];
                 let hb = &self.a_hat_mod_b[(t0 + 1) * k..(t0 + 2) * k];
-                let ca = &self.neg_a_mod_b[t0 * (k + 1)..(t0 + 1) * (k + 1)];
-                let cb = &self.neg_a_mod_b[(t0 + 1) * (k + 1)..(t0 + 2) * (k + 1)];
+                let ca = &self.correction[t0 * (k + 1)..(t0 + 1) * (k + 1)];
+                let cb = &self.correction[(t0 + 1) * (k + 1)..(t0 + 2) * (k + 1)];
                 // Fixed-size blocks: indices below BLOCK need no bounds checks.
                 let (ys, _) = y.as_chunks::<BLOCK>();
                 let (Some(ys), Ok(oa), Ok(ob), Ok(vb)) = (
@@ -456,7 +456,7 @@ impl BaseConverter {
         for (t, row) in rows.iter_mut().enumerate().skip(t0) {
             let b = &self.to[t];
             let h = &self.a_hat_mod_b[t * k..(t + 1) * k];
-            let corr = &self.neg_a_mod_b[t * (k + 1)..(t + 1) * (k + 1)];
+            let corr = &self.correction[t * (k + 1)..(t + 1) * (k + 1)];
             let out = &mut row[off..off + m];
             // Small digits (the common α = 2..4): fully unrolled, accumulators in registers.
             if k <= lazy && m == BLOCK {

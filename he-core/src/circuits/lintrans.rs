@@ -1,0 +1,1 @@
+//! Linear transforms with pre-encoded diagonals (BSGS, hoisted and double-hoisted rotations).

@@ -1,0 +1,1 @@
+//! Polynomial evaluation in the Chebyshev basis with exact scale management.
