@@ -38,11 +38,16 @@ impl PmemKeyStore {
     pub fn galois_name(&self, galois_element: u64) -> String {
         format!("{}galois/{galois_element}", self.prefix)
     }
+    /// Object key of the bootstrapping's sparse-to-dense switching key.
+    pub fn sparse_to_dense_name(&self) -> String {
+        format!("{}switch/sparse-to-dense", self.prefix)
+    }
     /// Stores `key` under the name its kind calls for. Durable when it returns.
     pub fn insert(&self, key: &KeySwitchKey) -> Result<(), StoreError> {
         let name = match key.kind() {
             KeyKind::Relinearization => self.relin_name(),
             KeyKind::Galois(g) => self.galois_name(g),
+            KeyKind::SparseToDense => self.sparse_to_dense_name(),
         };
         self.store.put_key(&name, key).map(|_| ())
     }
@@ -84,6 +89,14 @@ impl EvalKeyProvider for PmemKeyStore {
             &self.galois_name(galois_element),
             KeyKind::Galois(galois_element),
         )
+    }
+
+    fn switching_key(&self, kind: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
+        match kind {
+            KeyKind::Relinearization => self.relinearization_key(),
+            KeyKind::Galois(g) => self.galois_key(g),
+            KeyKind::SparseToDense => self.fetch(&self.sparse_to_dense_name(), kind),
+        }
     }
 
     fn galois_elements(&self) -> Vec<u64> {

@@ -117,6 +117,8 @@ impl ObjectMeta {
         let (ty, aux) = match key.kind() {
             KeyKind::Relinearization => (ObjectType::RelinKey, 0),
             KeyKind::Galois(g) => (ObjectType::GaloisKey, g),
+            // Non-Galois switching keys share the type; aux tells them apart.
+            KeyKind::SparseToDense => (ObjectType::RelinKey, 1),
         };
         Self::new(ty, key.params_hash())
             .with_dims([
@@ -130,6 +132,7 @@ impl ObjectMeta {
     /// The key shape and kind, when this describes a key-switching key.
     pub fn key_shape(&self) -> Option<(KeyShape, KeyKind)> {
         let kind = match self.ty {
+            ObjectType::RelinKey if self.aux == 1 => KeyKind::SparseToDense,
             ObjectType::RelinKey => KeyKind::Relinearization,
             ObjectType::GaloisKey => KeyKind::Galois(self.aux),
             _ => return None,

@@ -92,8 +92,10 @@ impl Ciphertext {
     pub fn scale(&self) -> f64 {
         self.scale
     }
-    /// Overrides the recorded scale (for callers managing scales by hand; the data is unchanged).
-    pub fn set_scale(&mut self, scale: f64) {
+    /// Overrides the recorded scale (the data is unchanged). Crate-internal: users call
+    /// [`Evaluator::set_scale`](super::Evaluator::set_scale), a documented reinterpretation.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn set_scale(&mut self, scale: f64) {
         self.scale = scale;
     }
     /// Hash of the parameters.

@@ -137,14 +137,9 @@ impl Encoder {
         Ok(())
     }
 
-    /// Encodes up to `N/2` complex values at `level` with scale `scale` (missing slots are 0).
-    pub fn encode_complex(
-        &self,
-        values: &[Complex64],
-        level: usize,
-        scale: f64,
-    ) -> Result<Plaintext> {
-        self.check_level_scale(level, scale)?;
+    /// The integer coefficients `round(scale · IDFT(values))` of the encoding of up to `N/2`
+    /// complex values (missing slots are 0), checked to be below `2^126` in magnitude.
+    pub(crate) fn encode_coefficients(&self, values: &[Complex64], scale: f64) -> Result<Vec<i128>> {
         let slots = self.slots();
         if values.len() > slots {
             return Err(Error::OutOfRange {
@@ -181,9 +176,37 @@ impl Encoder {
             coeffs[k] = re as i128;
             coeffs[k + slots] = im as i128;
         }
+        Ok(coeffs)
+    }
+
+    /// Encodes up to `N/2` complex values at `level` with scale `scale` (missing slots are 0).
+    pub fn encode_complex(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext> {
+        self.check_level_scale(level, scale)?;
+        let coeffs = self.encode_coefficients(values, scale)?;
         let rq = self.params.ring_q();
         let poly = rq.to_eval(rq.from_i128(&coeffs, level + 1)?)?;
         Ok(Plaintext::new(poly, scale, self.params.hash()))
+    }
+
+    /// Encodes over `Q_level ∪ P` (evaluation form): the plaintexts of double-hoisted linear
+    /// transforms, which multiply ciphertexts still in the extended basis of key switching.
+    pub fn encode_complex_qp(
+        &self,
+        values: &[Complex64],
+        level: usize,
+        scale: f64,
+    ) -> Result<crate::ring::keyswitch::PolyQP> {
+        self.check_level_scale(level, scale)?;
+        let coeffs = self.encode_coefficients(values, scale)?;
+        let (rq, rp) = (self.params.ring_q(), self.params.ring_p());
+        let q = rq.to_eval(rq.from_i128(&coeffs, level + 1)?)?;
+        let p = rp.to_eval(rp.from_i128(&coeffs, rp.max_limbs())?)?;
+        Ok(crate::ring::keyswitch::PolyQP { q, p })
     }
 
     /// Encodes real values (imaginary parts zero).

@@ -3,12 +3,14 @@
 //! BSGS linear transforms.
 
 pub mod ciphertext;
+mod constants;
 pub mod encoder;
 pub mod encryptor;
 pub mod evaluator;
 pub mod precision;
 
 pub use ciphertext::{Ciphertext, Plaintext};
+pub use constants::MAX_CONSTANT;
 pub use encoder::Encoder;
 pub use encryptor::{Decryptor, Encryptor};
 pub use evaluator::Evaluator;

@@ -154,6 +154,7 @@ impl<'a> KeyGenerator<'a> {
 pub struct EvalKeySet {
     relin: Option<Arc<KeySwitchKey>>,
     galois: BTreeMap<u64, Arc<KeySwitchKey>>,
+    sparse_to_dense: Option<Arc<KeySwitchKey>>,
 }
 
 impl EvalKeySet {
@@ -182,6 +183,7 @@ impl EvalKeySet {
             KeyKind::Galois(g) => {
                 self.galois.insert(g, Arc::new(key));
             }
+            KeyKind::SparseToDense => self.sparse_to_dense = Some(Arc::new(key)),
         }
     }
 
@@ -190,6 +192,7 @@ impl EvalKeySet {
         self.relin
             .iter()
             .chain(self.galois.values())
+            .chain(self.sparse_to_dense.iter())
             .map(|k| k.shape().bytes())
             .sum()
     }
@@ -211,5 +214,14 @@ impl EvalKeyProvider for EvalKeySet {
     }
     fn galois_elements(&self) -> Vec<u64> {
         self.galois.keys().copied().collect()
+    }
+    fn switching_key(&self, kind: KeyKind) -> Result<Arc<KeySwitchKey>> {
+        match kind {
+            KeyKind::Relinearization => self.relinearization_key(),
+            KeyKind::Galois(g) => self.galois_key(g),
+            KeyKind::SparseToDense => self.sparse_to_dense.clone().ok_or_else(|| {
+                Error::MissingKey("no sparse-to-dense (bootstrapping) key was generated".into())
+            }),
+        }
     }
 }

@@ -52,6 +52,10 @@ pub enum KeyKind {
     Relinearization,
     /// `σ_g(s) -> s`.
     Galois(u64),
+    /// `s' -> s` for the sparse ephemeral secret `s'` of bootstrapping's sparse-secret
+    /// encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux 2022): brings a ciphertext raised
+    /// under `s'` back to the dense secret.
+    SparseToDense,
 }
 
 /// A key-switching key: shape, kind, hash of the parameters it belongs to, and its words.
@@ -159,4 +163,13 @@ pub trait EvalKeyProvider: Send + Sync {
     fn galois_elements(&self) -> Vec<u64>;
     /// Hint: these Galois keys will be needed soon, in this order (a store may read ahead).
     fn prefetch(&self, _galois_elements: &[u64]) {}
+    /// Any key by kind. The default serves relinearization and Galois keys through the methods
+    /// above and reports other kinds as missing; providers that hold more kinds override it.
+    fn switching_key(&self, kind: KeyKind) -> Result<Arc<KeySwitchKey>> {
+        match kind {
+            KeyKind::Relinearization => self.relinearization_key(),
+            KeyKind::Galois(g) => self.galois_key(g),
+            other => Err(Error::MissingKey(format!("no {other:?} key in this provider"))),
+        }
+    }
 }

@@ -57,15 +57,15 @@ fn check_key(params: &Parameters, key: &KeySwitchKey, level: usize) -> Result<()
     Ok(())
 }
 
-/// Inner product of (possibly permuted) extended digits with the key, then ModDown:
-/// `(Σ_j d̃_j · b_j, Σ_j d̃_j · a_j) / P`. `perm` applies an evaluation-form automorphism to
-/// each digit on the fly (hoisted rotations).
-pub fn key_switch_decomposed(
+/// Inner product of (possibly permuted) extended digits with the key, before ModDown:
+/// `(Σ_j d̃_j · b_j, Σ_j d̃_j · a_j)` over `Q_l ∪ P`, i.e. `P` times the key-switched pair. Double
+/// hoisting (Bossuat et al., Eurocrypt 2021, §5) sums such pairs and divides by `P` once.
+pub fn key_switch_decomposed_qp(
     params: &Parameters,
     dec: &Decomposed,
     key: &KeySwitchKey,
     perm: Option<&[u32]>,
-) -> Result<(Poly<Eval>, Poly<Eval>)> {
+) -> Result<[PolyQP; 2]> {
     let Some(first) = dec.digits.first() else {
         return Err(Error::InvalidParameters("no digits to key-switch".into()));
     };
@@ -75,8 +75,22 @@ pub fn key_switch_decomposed(
     let keys = (0..dec.digits.len())
         .map(|j| Ok([key.part(j, 0, ql)?, key.part(j, 1, ql)?]))
         .collect::<Result<Vec<_>>>()?;
+    params
+        .key_switch_basis()
+        .inner_product(&dec.digits, &keys, perm)
+}
+
+/// Inner product of (possibly permuted) extended digits with the key, then ModDown:
+/// `(Σ_j d̃_j · b_j, Σ_j d̃_j · a_j) / P`. `perm` applies an evaluation-form automorphism to
+/// each digit on the fly (hoisted rotations).
+pub fn key_switch_decomposed(
+    params: &Parameters,
+    dec: &Decomposed,
+    key: &KeySwitchKey,
+    perm: Option<&[u32]>,
+) -> Result<(Poly<Eval>, Poly<Eval>)> {
+    let [a0, a1] = key_switch_decomposed_qp(params, dec, key, perm)?;
     let ks = params.key_switch_basis();
-    let [a0, a1] = ks.inner_product(&dec.digits, &keys, perm)?;
     let (r0, r1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
     Ok((r0?, r1?))
 }

@@ -578,6 +578,7 @@ impl Serializable for KeySwitchKey {
         let (tag, g) = match self.kind() {
             KeyKind::Relinearization => (0u8, 0u64),
             KeyKind::Galois(g) => (1u8, g),
+            KeyKind::SparseToDense => (2u8, 0u64),
         };
         p.push(tag);
         p.extend_from_slice(&[0, 0, 0]);
@@ -622,6 +623,7 @@ impl Serializable for KeySwitchKey {
                     format!("Galois element {g} is not odd and below 2N = {}", 2 * n),
                 ))
             }
+            2 => KeyKind::SparseToDense,
             t => return Err(err("key-switching key", format!("unknown key kind {t}"))),
         };
         if dnum != params.dnum() {

@@ -1,1 +1,322 @@
-//! CKKS bootstrapping: ModRaise, CoeffToSlot, EvalMod, SlotToCoeff.
+//! CKKS bootstrapping (Cheon, Han, Kim, Kim, Song, Eurocrypt 2018; Chen, Chillotti, Song,
+//! Eurocrypt 2019; Han, Ki, CT-RSA 2020; Bossuat, Mouchet, Troncoso-Pastoriza, Hubaux,
+//! Eurocrypt 2021; Bossuat, Troncoso-Pastoriza, Hubaux, ACNS 2022).
+//!
+//! A ciphertext at the bottom of the chain is brought back to `levels_after` levels:
+//!
+//! 1. **ScaleUp** (level 0): multiply by the integer `k = round(q_0/(R·Δ))`, so that the message
+//!    occupies the fraction `1/R` of `q_0` (the message ratio `R`, e.g. `2^8`).
+//! 2. **Encapsulation** (optional): switch to an ephemeral sparse secret modulo `q_0·p_0`
+//!    ([`encapsulation`]), so that the overflow `I` of step 3 stays below `K ≈ 16`.
+//! 3. **ModRaise**: lift the residues mod `q_0` to the whole chain; the ciphertext now decrypts to
+//!    `k·m + q_0·I`. With encapsulation, switch back to the dense secret.
+//! 4. **CoeffToSlot**: the inverse special FFT as `levels` factors of merged butterflies
+//!    ([`dft`]), scaled so that the slots hold `y = (k·m + q_0·I)/(q_0 K)`; real and imaginary
+//!    parts (coefficients `j` and `j + N/2`) are split with one conjugation.
+//! 5. **EvalMod** on both halves ([`evalmod`]): `A·sin(2πK y) ≈ m/Δ`.
+//! 6. **SlotToCoeff**: the forward special FFT, its plaintext scales walking the scale down to the
+//!    default scale exactly.
+//!
+//! Every step runs at the level the chain reserves for it (the layout in [`BootstrapConfig`]);
+//! the output has `levels_after` levels and the parameters' default scale exactly.
+
+pub mod dft;
+pub mod encapsulation;
+pub mod evalmod;
+mod params;
+
+pub use encapsulation::EncapsulationKey;
+pub use evalmod::{EvalMod, EvalModConfig};
+pub use params::{BootstrapConfig, BootstrapPreset};
+
+use crate::circuits::lintrans::{rotations_for, BabySteps, Diagonals, LinearTransform};
+use crate::ckks::{Ciphertext, Complex64, Evaluator};
+use crate::ring::{Coeff, Eval, Poly};
+use crate::rlwe::keyswitch::key_switch;
+use crate::rlwe::{
+    galois_element_conjugate, EvalKeyProvider, EvalKeySet, KeyGenerator, KeyKind, Parameters,
+    SecretKey,
+};
+use crate::{Error, Result};
+use std::sync::Arc;
+
+/// The plaintext scales of the SlotToCoeff factors: they walk the scale from `from` down to
+/// `to` in equal ratios, landing on `to` exactly.
+fn stc_targets(from: f64, to: f64, factors: usize) -> Vec<f64> {
+    (1..=factors)
+        .map(|f| {
+            if f == factors {
+                to
+            } else {
+                from * (to / from).powf(f as f64 / factors as f64)
+            }
+        })
+        .collect()
+}
+
+/// Everything key generation must produce for bootstrapping, in one place.
+#[derive(Debug)]
+pub struct BootstrapKeys {
+    /// Relinearization, conjugation, the DFTs' rotations and the sparse-to-dense key.
+    pub eval_keys: EvalKeySet,
+    /// The dense-to-sparse key modulo `q_0·p_0` (with encapsulation).
+    pub encapsulation: Option<EncapsulationKey>,
+}
+
+impl BootstrapKeys {
+    /// Generates exactly the keys bootstrapping with `config` needs.
+    pub fn generate(sk: &SecretKey, config: &BootstrapConfig) -> Result<Self> {
+        let params = sk.params();
+        config.check(params)?;
+        let kg = KeyGenerator::new(sk);
+        let mut eval_keys = EvalKeySet::new();
+        eval_keys.insert(kg.relinearization_key()?);
+        for k in kg.rotation_keys(&Bootstrapper::rotations(params, config)?, true)? {
+            eval_keys.insert(k);
+        }
+        let encapsulation = match config.sparse_secret {
+            Some(h) => {
+                let s_sparse = encapsulation::sparse_secret(params, h)?;
+                eval_keys.insert(kg.switching_key(
+                    &s_sparse.s_q,
+                    KeyKind::SparseToDense,
+                    None,
+                )?);
+                Some(EncapsulationKey::generate(sk, &s_sparse)?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            eval_keys,
+            encapsulation,
+        })
+    }
+
+    /// Bytes of all the keys.
+    pub fn bytes(&self) -> usize {
+        self.eval_keys.bytes() + self.encapsulation.as_ref().map_or(0, |e| e.bytes())
+    }
+}
+
+/// A bootstrapper: the pre-encoded DFT factors, EvalMod, and an evaluator over the keys.
+#[derive(Debug)]
+pub struct Bootstrapper {
+    config: BootstrapConfig,
+    eval: Evaluator,
+    cts: Vec<LinearTransform>,
+    stc: Vec<LinearTransform>,
+    eval_mod: EvalMod,
+    encapsulation: Option<EncapsulationKey>,
+    /// Scale given to the ciphertext after ModRaise (= the scale EvalMod receives).
+    raise_scale: f64,
+    /// Scale of EvalMod's output (= SlotToCoeff's input).
+    eval_mod_scale: f64,
+}
+
+impl Bootstrapper {
+    fn diagonals(params: &Parameters, config: &BootstrapConfig) -> Result<[Vec<Diagonals>; 2]> {
+        let (n, slots) = (params.degree(), params.slots());
+        let one = Complex64::new(1.0, 0.0);
+        let cts = dft::coeff_to_slot_factors(n, slots, config.coeff_to_slot.len(), one)?;
+        let stc = dft::slot_to_coeff_factors(n, slots, config.slots_to_coeff.len(), one)?;
+        Ok([cts, stc])
+    }
+
+    /// The rotation steps bootstrapping with `config` needs (conjugation comes on top).
+    pub fn rotations(params: &Parameters, config: &BootstrapConfig) -> Result<Vec<i64>> {
+        let [cts, stc] = Self::diagonals(params, config)?;
+        let mut r = Vec::new();
+        for d in cts.iter().chain(&stc) {
+            r.extend(rotations_for(d, BabySteps::Auto)?);
+        }
+        r.sort_unstable();
+        r.dedup();
+        Ok(r)
+    }
+
+    /// Encodes the DFT factors at their levels and prepares EvalMod. `keys` must hold what
+    /// [`BootstrapKeys::generate`] makes (it may be a store: anything that provides them).
+    pub fn new(
+        params: &Arc<Parameters>,
+        config: &BootstrapConfig,
+        keys: Arc<dyn EvalKeyProvider>,
+        encapsulation: Option<EncapsulationKey>,
+    ) -> Result<Self> {
+        config.check(params)?;
+        if config.sparse_secret.is_some() != encapsulation.is_some() {
+            return Err(Error::MissingKey(
+                "the configuration and the keys disagree on sparse-secret encapsulation".into(),
+            ));
+        }
+        let eval = Evaluator::with_keys(params, keys)?;
+        let ecd = eval.encoder().clone();
+        let q = params.q();
+        let top = params.max_level();
+        let slots = params.slots();
+        let eval_mod = EvalMod::new(config.eval_mod)?;
+        let raise_scale = 2f64.powi(config.eval_mod_bits as i32);
+        let eval_mod_scale = 2f64.powi(config.eval_mod_bits as i32);
+        let [cts_d, stc_d] = Self::diagonals(params, config)?;
+        // CoeffToSlot: total constant S/(2·n·q_0·K), spread evenly over the factors.
+        let c_tot = raise_scale / (2.0 * slots as f64 * q[0] as f64 * config.eval_mod.k_bound);
+        let per = c_tot.powf(1.0 / cts_d.len() as f64);
+        let cts = cts_d
+            .into_iter()
+            .enumerate()
+            .map(|(f, mut d)| {
+                d.scale(Complex64::new(per, 0.0));
+                let l = top - f;
+                LinearTransform::encode(&ecd, &d, l, q[l] as f64, BabySteps::Auto)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stc_top = config.levels_after() + stc_d.len();
+        let targets = stc_targets(eval_mod_scale, params.default_scale(), stc_d.len());
+        let mut prev = eval_mod_scale;
+        let mut stc = Vec::with_capacity(stc_d.len());
+        for (f, d) in stc_d.into_iter().enumerate() {
+            let l = stc_top - f;
+            let pt_scale = targets[f] * q[l] as f64 / prev;
+            stc.push(LinearTransform::encode(
+                &ecd,
+                &d,
+                l,
+                pt_scale,
+                BabySteps::Auto,
+            )?);
+            prev = targets[f];
+        }
+        Ok(Self {
+            config: config.clone(),
+            eval,
+            cts,
+            stc,
+            eval_mod,
+            encapsulation,
+            raise_scale,
+            eval_mod_scale,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BootstrapConfig {
+        &self.config
+    }
+
+    /// The evaluator (with the bootstrapping keys).
+    pub fn evaluator(&self) -> &Evaluator {
+        &self.eval
+    }
+
+    /// EvalMod's circuit.
+    pub fn eval_mod(&self) -> &EvalMod {
+        &self.eval_mod
+    }
+
+    /// Bytes of the pre-encoded DFT plaintexts.
+    pub fn plaintext_bytes(&self) -> usize {
+        self.cts.iter().chain(&self.stc).map(|t| t.bytes()).sum()
+    }
+
+    /// Level of a bootstrapped ciphertext.
+    pub fn output_level(&self) -> usize {
+        self.config.levels_after()
+    }
+
+    /// ModRaise: the residues mod `q_0` lifted (centred) to every prime of the chain.
+    fn mod_raise(&self, p: &Poly<Eval>) -> Result<Poly<Eval>> {
+        let params = self.eval.params();
+        let rq = params.ring_q();
+        let q0 = rq.moduli()[0];
+        let c: Poly<Coeff> = rq.to_coeff(p.clone())?;
+        let centred: Vec<i64> = c.as_slice().iter().map(|x| q0.center(*x)).collect();
+        rq.to_eval(rq.from_signed(&centred, params.max_level() + 1)?)
+    }
+
+    /// Bootstraps `ct` (any level; it is first dropped to level 0): the result has
+    /// [`output_level`](Self::output_level) levels and the default scale exactly.
+    ///
+    /// Errors: a ciphertext of other parameters, with 3 components, whose scale leaves no room
+    /// for the message ratio, or keys missing from the provider.
+    pub fn bootstrap(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        let eval = &self.eval;
+        let params = eval.params().clone();
+        eval.check_ct(ct)?;
+        if ct.size() != 2 {
+            return Err(Error::InvalidParameters(
+                "bootstrapping needs a relinearized (2-component) ciphertext".into(),
+            ));
+        }
+        let q0 = params.q()[0] as f64;
+        // 1. ScaleUp at level 0.
+        let mut x = ct.clone();
+        eval.drop_to_level(&mut x, 0)?;
+        let ratio = 2f64.powf(self.config.eval_mod.log_message_ratio);
+        let k = (q0 / (ratio * x.scale())).round();
+        if k < 1.0 {
+            return Err(Error::OutOfRange {
+                what: "scale of the ciphertext to bootstrap",
+                found: format!("2^{:.1}", x.scale().log2()),
+                allowed: format!(
+                    "<= q_0 / R = 2^{:.1}",
+                    q0.log2() - self.config.eval_mod.log_message_ratio
+                ),
+            });
+        }
+        eval.scale_up_assign(&mut x, k as u64)?;
+        let message_ratio = q0 / x.scale();
+        // 2. Encapsulation: to the sparse secret, at level 0.
+        let (mut c0, mut c1) = (x.c[0].clone(), x.c[1].clone());
+        if let Some(enc) = &self.encapsulation {
+            (c0, c1) = enc.switch(&params, &c0, &c1)?;
+        }
+        // 3. ModRaise, then back to the dense secret.
+        let (mut r0, mut r1) = (self.mod_raise(&c0)?, self.mod_raise(&c1)?);
+        if self.encapsulation.is_some() {
+            let key = eval.keys()?.switching_key(KeyKind::SparseToDense)?;
+            let (k0, k1) = key_switch(&params, &r1, &key)?;
+            params.ring_q().add_assign(&mut r0, &k0)?;
+            r1 = k1;
+        }
+        let mut y = eval.new_ct(vec![r0, r1], self.raise_scale);
+        // 4. CoeffToSlot, then the real/imaginary split.
+        for lt in &self.cts {
+            y = eval.apply_linear_transform(&y, lt)?;
+            eval.rescale_assign(&mut y)?;
+        }
+        let conj = eval.apply_galois(&y, galois_element_conjugate(params.degree()))?;
+        let re = eval.add(&y, &conj)?;
+        let mut im = eval.sub(&conj, &y)?;
+        eval.mul_by_i_assign(&mut im)?;
+        // 5. EvalMod on both halves: A·sin(2πt) with A = R/(2π).
+        let amplitude = message_ratio / (2.0 * std::f64::consts::PI);
+        let (re, im) = rayon::join(
+            || {
+                self.eval_mod
+                    .evaluate(eval, &re, amplitude, self.eval_mod_scale)
+            },
+            || {
+                self.eval_mod
+                    .evaluate(eval, &im, amplitude, self.eval_mod_scale)
+            },
+        );
+        let (mut u, mut im) = (re?, im?);
+        eval.mul_by_i_assign(&mut im)?;
+        eval.add_assign(&mut u, &im)?;
+        // 6. SlotToCoeff.
+        let want = self.config.levels_after() + self.stc.len();
+        if u.level() != want {
+            return Err(Error::InvalidParameters(format!(
+                "internal: EvalMod ended at level {}, SlotToCoeff starts at {want}",
+                u.level()
+            )));
+        }
+        for lt in &self.stc {
+            u = eval.apply_linear_transform(&u, lt)?;
+            eval.rescale_assign(&mut u)?;
+        }
+        Ok(u)
+    }
+}
+
+#[cfg(test)]
+mod tests;

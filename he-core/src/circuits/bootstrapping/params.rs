@@ -1,0 +1,174 @@
+//! Bootstrapping parameters: the layout of the prime chain (which levels each step consumes)
+//! and EvalMod's choices, with presets.
+
+use super::evalmod::EvalModConfig;
+use crate::rlwe::{Parameters, ParametersLiteral, SecretDistribution, Security};
+use crate::{Error, Result};
+
+/// The chain of a bootstrappable parameter set, bottom to top:
+/// `q_0 | residual (levels after bootstrapping) | SlotToCoeff | EvalMod | CoeffToSlot`, and the
+/// special primes; plus EvalMod's configuration and the encapsulation weight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapConfig {
+    /// `log2 N`.
+    pub log_n: u32,
+    /// Bits of the base prime `q_0` (the modulus EvalMod reduces by).
+    pub q0_bits: u32,
+    /// Bits of the primes left for computation after bootstrapping (one per level).
+    pub residual_bits: Vec<u32>,
+    /// `log2` of the default scale (the scale of a bootstrapped ciphertext).
+    pub log_scale: f64,
+    /// Bits of the SlotToCoeff primes, one per factor of the DFT.
+    pub slots_to_coeff: Vec<u32>,
+    /// Bits of each EvalMod prime (there are [`EvalModConfig::depth`] of them); also `log2` of
+    /// EvalMod's working scale.
+    pub eval_mod_bits: u32,
+    /// Bits of the CoeffToSlot primes, one per factor of the DFT.
+    pub coeff_to_slot: Vec<u32>,
+    /// Bits of the special primes.
+    pub log_p: Vec<u32>,
+    /// Primes per key-switching digit (`None`: the largest that `P` covers).
+    pub alpha: Option<usize>,
+    /// EvalMod.
+    pub eval_mod: EvalModConfig,
+    /// Hamming weight of the ephemeral sparse secret (sparse-secret encapsulation), or `None`
+    /// to bootstrap under the main secret directly (then `K` must bound its `I`).
+    pub sparse_secret: Option<usize>,
+    /// Security requirement of the whole chain.
+    pub security: Security,
+}
+
+/// Named bootstrapping parameter sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootstrapPreset {
+    /// `N = 2^16`, full slots (2^15), uniform ternary secret, 128-bit by the HE standard's
+    /// table: `log2(QP) = 1687 ≤ 1761`.
+    ///
+    /// - `q_0`: 60 bits; 9 levels of 40 bits left after bootstrapping (default scale `2^40`);
+    /// - SlotToCoeff: 3 factors of 5 merged butterfly stages, 40-bit primes;
+    /// - EvalMod: 9 levels of 60 bits (Chebyshev degree 63 = depth 6, then 3 double-angle
+    ///   steps), `K = 16`, message ratio `2^8`;
+    /// - CoeffToSlot: 3 factors, 60-bit primes;
+    /// - `P`: 7 primes of 61 bits, `α = 7` (4 key-switching digits);
+    /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
+    N16Levels9,
+    /// The same layout at `N = 2^12` with 2 levels after bootstrapping and 2-factor DFTs: **not
+    /// secure** (the chain is far too long for `N = 2^12`); for tests and tutorials only.
+    N12InsecureForTesting,
+}
+
+impl BootstrapConfig {
+    /// A preset.
+    pub fn preset(p: BootstrapPreset) -> Self {
+        let eval_mod = EvalModConfig {
+            k_bound: 16.0,
+            double_angle: 3,
+            degree: 63,
+            log_message_ratio: 8.0,
+        };
+        match p {
+            BootstrapPreset::N16Levels9 => Self {
+                log_n: 16,
+                q0_bits: 60,
+                residual_bits: vec![40; 9],
+                log_scale: 40.0,
+                slots_to_coeff: vec![40; 3],
+                eval_mod_bits: 60,
+                coeff_to_slot: vec![60; 3],
+                log_p: vec![61; 7],
+                alpha: Some(7),
+                eval_mod,
+                sparse_secret: Some(32),
+                security: Security::Bits128,
+            },
+            BootstrapPreset::N12InsecureForTesting => Self {
+                log_n: 12,
+                q0_bits: 60,
+                residual_bits: vec![40; 2],
+                log_scale: 40.0,
+                slots_to_coeff: vec![40; 2],
+                eval_mod_bits: 60,
+                coeff_to_slot: vec![60; 2],
+                log_p: vec![61; 4],
+                alpha: Some(4),
+                eval_mod,
+                sparse_secret: Some(32),
+                security: Security::InsecureForTesting,
+            },
+        }
+    }
+
+    /// Levels left for computation after bootstrapping.
+    pub fn levels_after(&self) -> usize {
+        self.residual_bits.len()
+    }
+
+    /// Levels bootstrapping consumes (`SlotToCoeff + EvalMod + CoeffToSlot`).
+    pub fn depth(&self) -> usize {
+        self.slots_to_coeff.len() + self.eval_mod.depth() + self.coeff_to_slot.len()
+    }
+
+    /// The parameters literal of this chain (uniform ternary main secret).
+    pub fn literal(&self) -> ParametersLiteral {
+        let mut log_q = vec![self.q0_bits];
+        log_q.extend(&self.residual_bits);
+        log_q.extend(&self.slots_to_coeff);
+        log_q.extend(std::iter::repeat_n(
+            self.eval_mod_bits,
+            self.eval_mod.depth(),
+        ));
+        log_q.extend(&self.coeff_to_slot);
+        ParametersLiteral {
+            log_n: self.log_n,
+            log_q,
+            log_p: self.log_p.clone(),
+            alpha: self.alpha,
+            log_scale: self.log_scale,
+            secret: SecretDistribution::UniformTernary,
+            security: self.security,
+        }
+    }
+
+    /// The validated parameters of this chain.
+    pub fn parameters(&self) -> Result<std::sync::Arc<Parameters>> {
+        Parameters::new(self.literal())
+    }
+
+    /// Checks that `params` has this chain's shape (levels and degree), with typed errors.
+    pub fn check(&self, params: &Parameters) -> Result<()> {
+        if params.degree() != 1usize << self.log_n {
+            return Err(Error::OutOfRange {
+                what: "ring degree of bootstrapping parameters",
+                found: params.degree().to_string(),
+                allowed: format!("{} (2^{})", 1usize << self.log_n, self.log_n),
+            });
+        }
+        let needed = self.levels_after() + self.depth();
+        if params.max_level() != needed {
+            return Err(Error::OutOfLevels {
+                operation: "bootstrapping (levels after + SlotToCoeff + EvalMod + CoeffToSlot)",
+                needed,
+                found: params.max_level(),
+            });
+        }
+        let log_slots = params.slots().trailing_zeros() as usize;
+        for (what, f) in [
+            ("CoeffToSlot", self.coeff_to_slot.len()),
+            ("SlotToCoeff", self.slots_to_coeff.len()),
+        ] {
+            if f == 0 || f > log_slots {
+                return Err(Error::OutOfRange {
+                    what: "factors of a homomorphic DFT",
+                    found: format!("{what}: {f}"),
+                    allowed: format!("1..={log_slots}"),
+                });
+            }
+        }
+        if params.p().is_empty() {
+            return Err(Error::InvalidParameters(
+                "bootstrapping needs special primes".into(),
+            ));
+        }
+        Ok(())
+    }
+}

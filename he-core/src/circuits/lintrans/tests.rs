@@ -1,0 +1,166 @@
+use super::*;
+use crate::ckks::{Decryptor, Encryptor, PrecisionStats};
+use crate::math::Prng;
+use crate::rlwe::{
+    EvalKeySet, KeyGenerator, Parameters, ParametersLiteral, SecretDistribution, SecretKey,
+    Security,
+};
+use std::sync::Arc;
+
+struct Ctx {
+    params: Arc<Parameters>,
+    sk: SecretKey,
+    enc: Encryptor,
+    ecd: Encoder,
+}
+
+fn ctx(log_n: u32) -> Ctx {
+    let params = Parameters::new(ParametersLiteral {
+        log_n,
+        log_q: vec![55, 45, 45],
+        log_p: vec![60, 60],
+        alpha: Some(2),
+        log_scale: 45.0,
+        secret: SecretDistribution::UniformTernary,
+        security: Security::InsecureForTesting,
+    })
+    .unwrap();
+    let sk = SecretKey::generate(&params).unwrap();
+    let enc = Encryptor::new(&params, crate::rlwe::PublicKey::generate(&sk).unwrap()).unwrap();
+    let ecd = Encoder::new(&params).unwrap();
+    Ctx {
+        params,
+        sk,
+        enc,
+        ecd,
+    }
+}
+
+fn random_vec(prng: &mut Prng, n: usize) -> Vec<Complex64> {
+    (0..n)
+        .map(|_| {
+            let re = (prng.next_u64() as f64 / u64::MAX as f64) * 2.0 - 1.0;
+            let im = (prng.next_u64() as f64 / u64::MAX as f64) * 2.0 - 1.0;
+            Complex64::new(re, im)
+        })
+        .collect()
+}
+
+fn run(c: &Ctx, diags: &Diagonals, baby: BabySteps) -> PrecisionStats {
+    let n = diags.slots();
+    let full = c.params.slots();
+    let level = c.params.max_level();
+    let lt = LinearTransform::encode(&c.ecd, diags, level, c.params.q()[level] as f64, baby)
+        .unwrap();
+    let mut keys = EvalKeySet::new();
+    for k in KeyGenerator::new(&c.sk)
+        .rotation_keys(&lt.rotations(), false)
+        .unwrap()
+    {
+        keys.insert(k);
+    }
+    let eval = Evaluator::with_keys(&c.params, Arc::new(keys)).unwrap();
+    let mut prng = Prng::from_seed([9; 32]);
+    let z = random_vec(&mut prng, n);
+    // Sparse packing: the n values repeat over all N/2 slots.
+    let zfull: Vec<Complex64> = (0..full).map(|t| z[t % n]).collect();
+    let ct = c
+        .enc
+        .encrypt(
+            &c.ecd
+                .encode_complex(&zfull, level, c.params.default_scale())
+                .unwrap(),
+        )
+        .unwrap();
+    let mut y = eval.apply_linear_transform(&ct, &lt).unwrap();
+    assert_eq!(y.level(), level);
+    eval.rescale_assign(&mut y).unwrap();
+    assert!((y.scale() / c.params.default_scale() - 1.0).abs() < 1e-12);
+    let got = c
+        .ecd
+        .decode_complex(&Decryptor::new(&c.sk).decrypt(&y).unwrap())
+        .unwrap();
+    let want = diags.apply_clear(&z).unwrap();
+    let wantfull: Vec<Complex64> = (0..full).map(|t| want[t % n]).collect();
+    PrecisionStats::compare_complex(&wantfull, &got)
+}
+
+#[test]
+fn dense_matrix_matches_cleartext_product() {
+    // N = 2^10 / 512 slots / 3 limbs: a dense random 64 x 64 matrix (sparse packing) and a
+    // banded 512 x 512 one (full slots), each against the cleartext product.
+    let c = ctx(10);
+    let mut prng = Prng::from_seed([3; 32]);
+    let m: Vec<Vec<Complex64>> = (0..64).map(|_| random_vec(&mut prng, 64)).collect();
+    let d = Diagonals::from_matrix(&m).unwrap();
+    assert_eq!(d.len(), 64);
+    let s = run(&c, &d, BabySteps::Auto);
+    println!("dense 64x64: {s:?}");
+    // Entries of M·z are sums of 64 products of magnitude <= 2: expect ~20+ bits.
+    assert!(s.mean_bits > 22.0 && s.min_bits > 18.0, "{s:?}");
+
+    let full = c.params.slots();
+    let mut d = Diagonals::new(full).unwrap();
+    for k in [-5i64, -1, 0, 1, 2, 7, 100, 300] {
+        d.insert(k, random_vec(&mut prng, full)).unwrap();
+    }
+    for baby in [BabySteps::Auto, BabySteps::Fixed(1), BabySteps::Fixed(8)] {
+        let s = run(&c, &d, baby);
+        println!("banded 512 {baby:?}: {s:?}");
+        assert!(s.mean_bits > 26.0 && s.min_bits > 22.0, "{s:?}");
+    }
+}
+
+#[test]
+fn composition_matches_product_of_matrices() {
+    let mut prng = Prng::from_seed([4; 32]);
+    let a: Vec<Vec<Complex64>> = (0..16).map(|_| random_vec(&mut prng, 16)).collect();
+    let b: Vec<Vec<Complex64>> = (0..16).map(|_| random_vec(&mut prng, 16)).collect();
+    let (da, db) = (
+        Diagonals::from_matrix(&a).unwrap(),
+        Diagonals::from_matrix(&b).unwrap(),
+    );
+    let ab = da.compose(&db).unwrap();
+    let z = random_vec(&mut prng, 16);
+    let want = da.apply_clear(&db.apply_clear(&z).unwrap()).unwrap();
+    let got = ab.apply_clear(&z).unwrap();
+    for (w, g) in want.iter().zip(&got) {
+        assert!((w - g).norm() < 1e-12);
+    }
+}
+
+#[test]
+fn refusals_are_typed() {
+    let c = ctx(10);
+    let n = c.params.slots();
+    let mut d = Diagonals::new(n).unwrap();
+    assert!(matches!(
+        d.insert(1, vec![Complex64::new(1.0, 0.0); 3]),
+        Err(Error::LengthMismatch { .. })
+    ));
+    assert!(Diagonals::new(12).is_err());
+    assert!(LinearTransform::encode(&c.ecd, &d, 1, 1e10, BabySteps::Auto).is_err());
+    d.insert(1, vec![Complex64::new(1.0, 0.0); n]).unwrap();
+    let lt = LinearTransform::encode(&c.ecd, &d, 1, 1e10, BabySteps::Auto).unwrap();
+    assert!(matches!(
+        LinearTransform::encode(&c.ecd, &d, 1, 1e10, BabySteps::Fixed(3)),
+        Err(Error::OutOfRange { .. })
+    ));
+    let ct = c
+        .enc
+        .encrypt(&c.ecd.encode(&[1.0], 2, c.params.default_scale()).unwrap())
+        .unwrap();
+    // Wrong level.
+    let eval = Evaluator::with_keys(&c.params, Arc::new(EvalKeySet::new())).unwrap();
+    assert!(matches!(
+        eval.apply_linear_transform(&ct, &lt),
+        Err(Error::LevelMismatch { .. })
+    ));
+    // Missing rotation key.
+    let mut ct1 = ct.clone();
+    eval.drop_to_level(&mut ct1, 1).unwrap();
+    assert!(matches!(
+        eval.apply_linear_transform(&ct1, &lt),
+        Err(Error::MissingKey(_))
+    ));
+}
