@@ -35,6 +35,8 @@ use crate::{Error, Result};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
+mod circuits;
+
 #[cfg(target_endian = "big")]
 compile_error!("HomE's serialization assumes a little-endian target");
 
@@ -62,6 +64,8 @@ pub enum ObjectType {
     KeySwitchKey = 5,
     /// [`SecretKey`] (only through the named functions).
     SecretKey = 6,
+    /// [`LinearTransform`](crate::circuits::lintrans::LinearTransform): pre-encoded diagonals.
+    LinearTransform = 7,
 }
 
 impl ObjectType {
@@ -73,6 +77,7 @@ impl ObjectType {
             4 => Self::PublicKey,
             5 => Self::KeySwitchKey,
             6 => Self::SecretKey,
+            7 => Self::LinearTransform,
             _ => return None,
         })
     }

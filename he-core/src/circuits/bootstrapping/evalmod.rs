@@ -13,6 +13,15 @@
 //! and one constant subtraction, with no constant multiplication (and no extra level). The
 //! chain is solved backwards from `a_r = A`.
 //!
+//! **Arcsine correction** (optional, [`ArcSine::Degree3`], two more levels): the sine's error
+//! relative to the message, `(2π·ε)²/6`, is small for the tiny coefficients of random data but
+//! reaches `2^-16` for a coefficient of `0.5` at `R = 2^8` (a constant in every slot). With
+//! `v = A·sin(2πt)`, `A·arcsin(v/A) ≈ v + v³/(6A²)` removes it. The constant `1/(6A²)` costs no
+//! multiplication: `v²` is reinterpreted at scale `scale(v²)·6A²` (the same data, the value
+//! times `1/(6A²)`), and the scale of `v` is solved so that `v·(v²/(6A²))` lands on the output
+//! scale; `v` itself is brought to the output scale by a multiplication by 1 in the level the
+//! cube consumes anyway.
+//!
 //! Scales are exact: the output scale is chosen, and the scale each squaring must start from is
 //! solved backwards (`S_i = sqrt(S_{i+1}·q_{l_i})`), so the Chebyshev evaluation's target scale
 //! is `S_0`.
@@ -33,12 +42,30 @@ pub struct EvalModConfig {
     pub degree: usize,
     /// `log2 R`: the message ratio `q_0/(kΔ)` the input is scaled up to before ModRaise.
     pub log_message_ratio: f64,
+    /// The arcsine correction.
+    pub arcsine: ArcSine,
+}
+
+/// Whether EvalMod corrects the sine by an arcsine (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArcSine {
+    /// No correction: error `(2πε)²/6` relative to each coefficient.
+    #[default]
+    None,
+    /// `v + v³/(6A²)`: error `O(ε⁴)`; two more levels.
+    Degree3,
 }
 
 impl EvalModConfig {
-    /// Levels consumed: the interpolant's depth plus one per double-angle step.
+    /// Levels consumed: the interpolant's depth, one per double-angle step, two for the
+    /// arcsine correction.
     pub fn depth(&self) -> usize {
-        crate::circuits::polynomial::depth_for_degree(self.degree) + self.double_angle as usize
+        crate::circuits::polynomial::depth_for_degree(self.degree)
+            + self.double_angle as usize
+            + match self.arcsine {
+                ArcSine::None => 0,
+                ArcSine::Degree3 => 2,
+            }
     }
 }
 
@@ -78,7 +105,7 @@ impl EvalMod {
 
     /// Levels consumed.
     pub fn depth(&self) -> usize {
-        self.base.depth() + self.config.double_angle as usize
+        self.config.depth()
     }
 
     /// The amplitudes `a_0, …, a_r` for the output amplitude `a_r = amplitude`.
@@ -99,7 +126,10 @@ impl EvalMod {
         for ai in a.iter().take(self.config.double_angle as usize) {
             v = v * v - ai * ai / 2.0;
         }
-        v
+        match self.config.arcsine {
+            ArcSine::None => v,
+            ArcSine::Degree3 => v + v * v * v / (6.0 * amplitude * amplitude),
+        }
     }
 
     /// Largest error `|eval_f64(y) − A·sin(2πKy)|/A` over `y = (I + ε)/K` for every integer
@@ -140,8 +170,18 @@ impl EvalMod {
         let a = self.amplitudes(amplitude);
         let l0 = ct.level() - self.base.depth();
         let q = eval.params().q();
+        let lr = l0 - r; // level of v = A·sin(2πt)
+        let c = 1.0 / (6.0 * amplitude * amplitude);
+        // The scale v must have: out_scale itself, or, with the arcsine, the one that makes
+        // v·(v²/(6A²)) land on out_scale after two rescales: S³/(c·q_lr·q_{lr-1}) = out.
+        let v_scale = match self.config.arcsine {
+            ArcSine::None => out_scale,
+            ArcSine::Degree3 => {
+                (out_scale * c * q[lr] as f64 * q[lr - 1] as f64).cbrt()
+            }
+        };
         // Backwards: S_{i+1} = S_i² / q_{l0 - i}.
-        let mut s = vec![out_scale; r + 1];
+        let mut s = vec![v_scale; r + 1];
         for i in (0..r).rev() {
             s[i] = (s[i + 1] * q[l0 - i] as f64).sqrt();
         }
@@ -152,7 +192,27 @@ impl EvalMod {
             eval.rescale_assign(&mut y)?;
             eval.add_const_assign(&mut y, -ai * ai / 2.0)?;
         }
-        Ok(y)
+        match self.config.arcsine {
+            ArcSine::None => Ok(y),
+            ArcSine::Degree3 => {
+                // w = v²/(6A²): the square, reinterpreted.
+                let mut w = eval.square_relin(&y)?;
+                eval.rescale_assign(&mut w)?;
+                let ws = w.scale() / c;
+                eval.set_scale(&mut w, ws)?;
+                // v at the output scale, one level down (the level the cube consumes).
+                let mut v = eval.mul_const_to_scale(&y, 1.0, out_scale)?;
+                eval.rescale_assign(&mut v)?;
+                eval.drop_to_level(&mut y, w.level())?;
+                let mut cube = eval.mul_relin(&y, &w)?;
+                eval.rescale_assign(&mut cube)?;
+                eval.drop_to_level(&mut v, cube.level())?;
+                // The scales agree to rounding; record the exact target.
+                eval.set_scale(&mut cube, out_scale)?;
+                eval.add_assign(&mut v, &cube)?;
+                Ok(v)
+            }
+        }
     }
 }
 
@@ -167,6 +227,7 @@ mod tests {
             double_angle: 3,
             degree: 63,
             log_message_ratio: 8.0,
+            arcsine: ArcSine::None,
         })
         .unwrap();
         assert_eq!(em.depth(), 9);

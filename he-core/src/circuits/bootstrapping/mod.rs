@@ -26,7 +26,7 @@ pub mod evalmod;
 mod params;
 
 pub use encapsulation::EncapsulationKey;
-pub use evalmod::{EvalMod, EvalModConfig};
+pub use evalmod::{ArcSine, EvalMod, EvalModConfig};
 pub use params::{BootstrapConfig, BootstrapPreset};
 
 use crate::circuits::lintrans::{rotations_for, BabySteps, Diagonals, LinearTransform};

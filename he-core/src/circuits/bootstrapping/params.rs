@@ -1,7 +1,7 @@
 //! Bootstrapping parameters: the layout of the prime chain (which levels each step consumes)
 //! and EvalMod's choices, with presets.
 
-use super::evalmod::EvalModConfig;
+use super::evalmod::{ArcSine, EvalModConfig};
 use crate::rlwe::{Parameters, ParametersLiteral, SecretDistribution, Security};
 use crate::{Error, Result};
 
@@ -42,18 +42,23 @@ pub struct BootstrapConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootstrapPreset {
     /// `N = 2^16`, full slots (2^15), uniform ternary secret, 128-bit by the HE standard's
-    /// table: `log2(QP) = 1687 ≤ 1761`.
+    /// table: `log2(QP) = 1746 ≤ 1761`.
     ///
     /// - `q_0`: 60 bits; 9 levels of 40 bits left after bootstrapping (default scale `2^40`);
     /// - SlotToCoeff: 3 factors of 5 merged butterfly stages, 40-bit primes;
-    /// - EvalMod: 9 levels of 60 bits (Chebyshev degree 63 = depth 6, then 3 double-angle
-    ///   steps), `K = 16`, message ratio `2^8`;
+    /// - EvalMod: 11 levels of 60 bits (Chebyshev degree 63 = depth 6, 3 double-angle steps,
+    ///   the degree-3 arcsine correction), `K = 16`, message ratio `2^8`;
     /// - CoeffToSlot: 3 factors, 60-bit primes;
-    /// - `P`: 7 primes of 61 bits, `α = 7` (4 key-switching digits);
+    /// - `P`: 6 primes of 61 bits, `α = 6` (5 key-switching digits);
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
     N16Levels9,
-    /// The same layout at `N = 2^12` with 2 levels after bootstrapping and 2-factor DFTs: **not
-    /// secure** (the chain is far too long for `N = 2^12`); for tests and tutorials only.
+    /// As [`N16Levels9`](Self::N16Levels9) without the arcsine correction: 2 levels fewer in
+    /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1687`). Faster, and as precise
+    /// on data whose coefficients are small (random slots); a large constant component loses
+    /// precision as `(2π·c/R)²/6` (about 16 bits for `c = 0.5`).
+    N16Levels9NoArcSine,
+    /// The same layout at `N = 2^12` with 2 levels after bootstrapping, 2-factor DFTs and the
+    /// arcsine correction (2 more EvalMod levels): **not secure** (the chain is far too long for `N = 2^12`); for tests and tutorials only.
     N12InsecureForTesting,
 }
 
@@ -65,9 +70,19 @@ impl BootstrapConfig {
             double_angle: 3,
             degree: 63,
             log_message_ratio: 8.0,
+            arcsine: ArcSine::None,
         };
         match p {
             BootstrapPreset::N16Levels9 => Self {
+                log_p: vec![61; 6],
+                alpha: Some(6),
+                eval_mod: EvalModConfig {
+                    arcsine: ArcSine::Degree3,
+                    ..eval_mod
+                },
+                ..Self::preset(BootstrapPreset::N16Levels9NoArcSine)
+            },
+            BootstrapPreset::N16Levels9NoArcSine => Self {
                 log_n: 16,
                 q0_bits: 60,
                 residual_bits: vec![40; 9],
@@ -82,6 +97,10 @@ impl BootstrapConfig {
                 security: Security::Bits128,
             },
             BootstrapPreset::N12InsecureForTesting => Self {
+                eval_mod: EvalModConfig {
+                    arcsine: ArcSine::Degree3,
+                    ..eval_mod
+                },
                 log_n: 12,
                 q0_bits: 60,
                 residual_bits: vec![40; 2],
@@ -91,7 +110,6 @@ impl BootstrapConfig {
                 coeff_to_slot: vec![60; 2],
                 log_p: vec![61; 4],
                 alpha: Some(4),
-                eval_mod,
                 sparse_secret: Some(32),
                 security: Security::InsecureForTesting,
             },

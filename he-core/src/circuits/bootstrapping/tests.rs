@@ -42,3 +42,65 @@ fn bootstrap_full_slots_n12() {
     println!("bootstrap N=2^12 full slots: {s:?}");
     assert!(s.mean_bits > 20.0, "{s:?}");
 }
+
+#[test]
+fn refusals_are_typed() {
+    let config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
+    let params = config.parameters().unwrap();
+    // Parameters whose chain is one level short of the layout.
+    let mut short = config.clone();
+    short.residual_bits.pop();
+    let short_params = short.parameters().unwrap();
+    assert!(matches!(
+        config.check(&short_params),
+        Err(Error::OutOfLevels { .. })
+    ));
+    let sk = SecretKey::generate(&params).unwrap();
+    assert!(matches!(
+        Bootstrapper::new(&short_params, &config, Arc::new(EvalKeySet::new()), None),
+        Err(Error::OutOfLevels { .. })
+    ));
+    // Keys without the rotations: encoding succeeds, bootstrapping reports the missing key.
+    let keys = BootstrapKeys::generate(&sk, &config).unwrap();
+    let bs = Bootstrapper::new(
+        &params,
+        &config,
+        Arc::new(EvalKeySet::new()),
+        keys.encapsulation.clone(),
+    )
+    .unwrap();
+    let ecd = Encoder::new(&params).unwrap();
+    let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
+    let ct = enc
+        .encrypt(&ecd.encode(&[0.5], 0, params.default_scale()).unwrap())
+        .unwrap();
+    assert!(matches!(bs.bootstrap(&ct), Err(Error::MissingKey(_))));
+    // Configuration and keys disagree on encapsulation.
+    assert!(matches!(
+        Bootstrapper::new(&params, &config, Arc::new(EvalKeySet::new()), None),
+        Err(Error::MissingKey(_))
+    ));
+    // A scale too large for the message ratio.
+    let bs = Bootstrapper::new(&params, &config, Arc::new(keys.eval_keys), keys.encapsulation)
+        .unwrap();
+    let big = enc
+        .encrypt(&ecd.encode(&[0.5], 0, 2f64.powi(58)).unwrap())
+        .unwrap();
+    assert!(matches!(bs.bootstrap(&big), Err(Error::OutOfRange { .. })));
+    // A ciphertext of other parameters.
+    let other = Parameters::new(short.literal()).unwrap();
+    let osk = SecretKey::generate(&other).unwrap();
+    let oenc = Encryptor::new(&other, PublicKey::generate(&osk).unwrap()).unwrap();
+    let oct = oenc
+        .encrypt(
+            &Encoder::new(&other)
+                .unwrap()
+                .encode(&[0.5], 0, other.default_scale())
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(matches!(
+        bs.bootstrap(&oct),
+        Err(Error::ParameterMismatch { .. })
+    ));
+}

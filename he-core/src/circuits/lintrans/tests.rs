@@ -164,3 +164,30 @@ fn refusals_are_typed() {
         Err(Error::MissingKey(_))
     ));
 }
+
+#[test]
+fn serialization_round_trip_and_hostile_bytes() {
+    use crate::serialize::Serializable;
+    let c = ctx(10);
+    let n = c.params.slots();
+    let mut prng = Prng::from_seed([5; 32]);
+    let mut d = Diagonals::new(n).unwrap();
+    for k in [0i64, 1, 9, -3] {
+        d.insert(k, random_vec(&mut prng, n)).unwrap();
+    }
+    let lt = LinearTransform::encode(&c.ecd, &d, 1, 2f64.powi(45), BabySteps::Auto).unwrap();
+    let bytes = lt.to_bytes();
+    let back = LinearTransform::from_bytes(&c.params, &bytes).unwrap();
+    assert_eq!(back, lt);
+    assert_eq!(back.rotations(), lt.rotations());
+    // Truncated, bit-flipped, other parameters: typed errors, no panic.
+    assert!(LinearTransform::from_bytes(&c.params, &bytes[..bytes.len() - 9]).is_err());
+    let mut flipped = bytes.clone();
+    flipped[100] ^= 4;
+    assert!(LinearTransform::from_bytes(&c.params, &flipped).is_err());
+    let other = ctx(11);
+    assert!(matches!(
+        LinearTransform::from_bytes(&other.params, &bytes),
+        Err(Error::ParameterMismatch { .. })
+    ));
+}

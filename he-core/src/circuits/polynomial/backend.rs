@@ -24,8 +24,7 @@ pub trait PolynomialBackend {
     /// `a ·= k` (exact; scale unchanged).
     fn mul_int_assign(&self, a: &mut Self::Value, k: i64) -> Result<()>;
     /// `a ·= round(c·const_scale)`, scale `·= const_scale`.
-    fn mul_const_scaled_assign(&self, a: &mut Self::Value, c: f64, const_scale: f64)
-        -> Result<()>;
+    fn mul_const_scaled_assign(&self, a: &mut Self::Value, c: f64, const_scale: f64) -> Result<()>;
     /// `a += b` (equal levels and scales).
     fn add_assign(&self, a: &mut Self::Value, b: &Self::Value) -> Result<()>;
     /// `a += c` (`round(c·Δ)` added).
@@ -218,7 +217,10 @@ impl PolynomialBackend for CleartextBackend<'_> {
                 right_log2: b.scale.log2(),
             });
         }
-        a.values.iter_mut().zip(&b.values).for_each(|(x, y)| *x += y);
+        a.values
+            .iter_mut()
+            .zip(&b.values)
+            .for_each(|(x, y)| *x += y);
         Ok(())
     }
     fn add_const_assign(&self, a: &mut SimulatedValue, c: f64) -> Result<()> {

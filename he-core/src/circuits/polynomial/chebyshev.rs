@@ -223,7 +223,13 @@ impl Polynomial {
     pub fn parity(&self) -> Parity {
         let max = self.coeffs.iter().fold(0.0f64, |m, c| m.max(c.abs()));
         let tol = max * 2f64.powi(-50);
-        let small = |start: usize| self.coeffs.iter().skip(start).step_by(2).all(|c| c.abs() <= tol);
+        let small = |start: usize| {
+            self.coeffs
+                .iter()
+                .skip(start)
+                .step_by(2)
+                .all(|c| c.abs() <= tol)
+        };
         if self.degree() > 0 && small(0) {
             Parity::Odd
         } else if small(1) {
@@ -307,7 +313,17 @@ mod tests {
 
     #[test]
     fn depth_values() {
-        for (d, k) in [(0, 1), (1, 1), (2, 2), (3, 2), (4, 3), (7, 3), (8, 4), (63, 6), (64, 7)] {
+        for (d, k) in [
+            (0, 1),
+            (1, 1),
+            (2, 2),
+            (3, 2),
+            (4, 3),
+            (7, 3),
+            (8, 4),
+            (63, 6),
+            (64, 7),
+        ] {
             assert_eq!(depth_for_degree(d), k, "degree {d}");
         }
         let p = Polynomial::chebyshev(vec![1.0; 8], 0.0, 4.0).unwrap();

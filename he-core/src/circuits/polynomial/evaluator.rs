@@ -78,13 +78,11 @@ impl<'a, B: PolynomialBackend> PolynomialEvaluator<'a, B> {
     /// minus [`Polynomial::depth`]; [`Error::OutOfLevels`] when the input is too low.
     pub fn output_level(input_level: usize, p: &Polynomial) -> Result<usize> {
         let depth = p.depth();
-        input_level
-            .checked_sub(depth)
-            .ok_or(Error::OutOfLevels {
-                operation: "polynomial evaluation",
-                needed: depth,
-                found: input_level,
-            })
+        input_level.checked_sub(depth).ok_or(Error::OutOfLevels {
+            operation: "polynomial evaluation",
+            needed: depth,
+            found: input_level,
+        })
     }
 
     /// `p(x)` slot-wise, at level `level(x) − p.depth()` and scale `target_scale`.
@@ -190,9 +188,10 @@ impl<B: PolynomialBackend> Run<'_, B> {
     /// Whether `Σ c_j T_j` can be evaluated directly to level `level`.
     fn leaf_ok(&self, c: &[f64], level: usize) -> bool {
         self.top > level
-            && c.iter().enumerate().skip(1).all(|(j, v)| {
-                *v == 0.0 || (j <= self.baby && self.top >= level + 1 + ceil_log2(j))
-            })
+            && c.iter()
+                .enumerate()
+                .skip(1)
+                .all(|(j, v)| *v == 0.0 || (j <= self.baby && self.top >= level + 1 + ceil_log2(j)))
     }
 
     /// `Σ c_j T_j` to `(level, scale)`.

@@ -39,13 +39,15 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f64>> {
         }
         a.swap(col, piv);
         b.swap(col, piv);
-        for row in col + 1..n {
-            let f = a[row][col] / a[col][col];
+        let (top, rest) = a.split_at_mut(col + 1);
+        let pivot_row = &top[col];
+        for (i, row) in rest.iter_mut().enumerate() {
+            let f = row[col] / pivot_row[col];
             if f != 0.0 {
-                for k in col..n {
-                    a[row][k] -= f * a[col][k];
+                for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
-                b[row] -= f * b[col];
+                b[col + 1 + i] -= f * b[col];
             }
         }
     }
@@ -114,7 +116,7 @@ fn grid(eps: f64, m: usize) -> Vec<f64> {
 /// assert!(worst <= s.error * (1.0 + 1e-6));
 /// ```
 pub fn remez_sign(degree: usize, epsilon: f64) -> Result<MinimaxSign> {
-    if degree % 2 == 0 || degree > 255 {
+    if degree.is_multiple_of(2) || degree > 255 {
         return Err(Error::OutOfRange {
             what: "minimax sign degree",
             found: degree.to_string(),
@@ -140,8 +142,7 @@ pub fn remez_sign(degree: usize, epsilon: f64) -> Result<MinimaxSign> {
     let mut reference: Vec<f64> = (0..=m)
         .map(|i| {
             epsilon
-                + (1.0 - epsilon) * (1.0 - (std::f64::consts::PI * i as f64 / m as f64).cos())
-                    / 2.0
+                + (1.0 - epsilon) * (1.0 - (std::f64::consts::PI * i as f64 / m as f64).cos()) / 2.0
         })
         .collect();
     let xs = grid(epsilon, m);
@@ -234,7 +235,10 @@ mod tests {
                 .iter()
                 .map(|x| (s.polynomial.eval(*x) - 1.0).abs())
                 .fold(0.0, f64::max);
-            println!("remez degree {d}, eps {eps:.4}: error {:.3e} (grid {worst:.3e})", s.error);
+            println!(
+                "remez degree {d}, eps {eps:.4}: error {:.3e} (grid {worst:.3e})",
+                s.error
+            );
             assert!(worst <= s.error * (1.0 + 1e-6), "{worst} > {}", s.error);
             assert!(s.error < 1.0);
             assert_eq!(s.polynomial.degree(), d);

@@ -131,10 +131,22 @@ fn odd_and_even_polynomials_and_constants() {
     let x = inputs(k.params.slots(), -1.0, 1.0, 3);
     let ct = k.encrypt(&x, top);
     for (name, p) in [
-        ("odd sin(3x) deg 15", Polynomial::interpolate(|x| (3.0 * x).sin(), 15, -1.0, 1.0)),
-        ("even cos(3x) deg 14", Polynomial::interpolate(|x| (3.0 * x).cos(), 14, -1.0, 1.0)),
-        ("constant 0.75", Polynomial::chebyshev(vec![0.75], -1.0, 1.0)),
-        ("T_5 alone", Polynomial::chebyshev(vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0], -1.0, 1.0)),
+        (
+            "odd sin(3x) deg 15",
+            Polynomial::interpolate(|x| (3.0 * x).sin(), 15, -1.0, 1.0),
+        ),
+        (
+            "even cos(3x) deg 14",
+            Polynomial::interpolate(|x| (3.0 * x).cos(), 14, -1.0, 1.0),
+        ),
+        (
+            "constant 0.75",
+            Polynomial::chebyshev(vec![0.75], -1.0, 1.0),
+        ),
+        (
+            "T_5 alone",
+            Polynomial::chebyshev(vec![0.0, 0.0, 0.0, 0.0, 0.0, 1.0], -1.0, 1.0),
+        ),
     ] {
         let p = p.unwrap();
         let out = pe.evaluate(&ct, &p, target).unwrap();
@@ -142,7 +154,11 @@ fn odd_and_even_polynomials_and_constants() {
         assert!(((out.scale() - target) / target).abs() < 2f64.powi(-40));
         let want: Vec<f64> = x.iter().map(|v| p.eval(*v)).collect();
         let s = PrecisionStats::compare(&want, &k.decrypt(&out));
-        println!("[N=2^11 Δ=2^40] {name:<22} {:?} depth {} {s}", p.parity(), p.depth());
+        println!(
+            "[N=2^11 Δ=2^40] {name:<22} {:?} depth {} {s}",
+            p.parity(),
+            p.depth()
+        );
         assert!(s.mean_bits >= 25.0, "{name}: {s}");
     }
 }
@@ -168,13 +184,21 @@ fn refusal_when_levels_do_not_fit() {
     assert_eq!(q.depth(), 5);
     assert!(matches!(
         pe.evaluate(&ct, &q, k.params.default_scale()),
-        Err(Error::OutOfLevels { needed: 5, found: 4, .. })
+        Err(Error::OutOfLevels {
+            needed: 5,
+            found: 4,
+            ..
+        })
     ));
     let sim = k.sim();
     let sx = sim.value(vec![0.5], 4, 2f64.powi(40)).unwrap();
     assert!(matches!(
         PolynomialEvaluator::new(&sim).evaluate(&sx, &p, 2f64.powi(40)),
-        Err(Error::OutOfLevels { needed: 5, found: 4, .. })
+        Err(Error::OutOfLevels {
+            needed: 5,
+            found: 4,
+            ..
+        })
     ));
     assert!(matches!(
         pe.evaluate(&k.encrypt(&[0.5], 5), &p, f64::NAN),
@@ -251,7 +275,10 @@ fn composite_sign_and_relu() {
 
 #[test]
 fn composite_sign_with_paper_degrees() {
-    for (degrees, eps) in [(&[15usize, 15, 27][..], 2f64.powi(-8)), (&[7, 15, 15, 27], 2f64.powi(-12))] {
+    for (degrees, eps) in [
+        (&[15usize, 15, 27][..], 2f64.powi(-8)),
+        (&[7, 15, 15, 27], 2f64.powi(-12)),
+    ] {
         let s = CompositeSign::with_degrees(degrees, eps).unwrap();
         println!(
             "composite sign {degrees:?} ε=2^{:.0}: error 2^-{:.2}, depth {}",
@@ -262,7 +289,9 @@ fn composite_sign_with_paper_degrees() {
         assert!(s.precision_bits() > 8.0);
         // The same code path in cleartext reproduces the composite.
         let sim = CleartextBackend::new(&[1u64 << 45; 20]);
-        let xs: Vec<f64> = (0..200).map(|i| eps + (1.0 - eps) * i as f64 / 199.0).collect();
+        let xs: Vec<f64> = (0..200)
+            .map(|i| eps + (1.0 - eps) * i as f64 / 199.0)
+            .collect();
         let v = sim.value(xs.clone(), 19, 2f64.powi(45)).unwrap();
         let out = s
             .evaluate_sign(&PolynomialEvaluator::new(&sim), &v, 2f64.powi(45))
@@ -271,4 +300,75 @@ fn composite_sign_with_paper_degrees() {
             assert!((s.eval(*x) - y).abs() < 1e-6);
         }
     }
+}
+
+/// Counts the ciphertext-ciphertext products of an evaluation (the cost that matters).
+struct Counting<'a> {
+    inner: CleartextBackend<'a>,
+    products: std::cell::Cell<usize>,
+}
+
+impl PolynomialBackend for Counting<'_> {
+    type Value = SimulatedValue;
+    fn level(&self, v: &SimulatedValue) -> usize {
+        self.inner.level(v)
+    }
+    fn scale(&self, v: &SimulatedValue) -> f64 {
+        self.inner.scale(v)
+    }
+    fn prime(&self, level: usize) -> crate::Result<f64> {
+        self.inner.prime(level)
+    }
+    fn mul_relin(&self, a: &SimulatedValue, b: &SimulatedValue) -> crate::Result<SimulatedValue> {
+        self.products.set(self.products.get() + 1);
+        self.inner.mul_relin(a, b)
+    }
+    fn mul_int_assign(&self, a: &mut SimulatedValue, k: i64) -> crate::Result<()> {
+        self.inner.mul_int_assign(a, k)
+    }
+    fn mul_const_scaled_assign(&self, a: &mut SimulatedValue, c: f64, s: f64) -> crate::Result<()> {
+        self.inner.mul_const_scaled_assign(a, c, s)
+    }
+    fn add_assign(&self, a: &mut SimulatedValue, b: &SimulatedValue) -> crate::Result<()> {
+        self.inner.add_assign(a, b)
+    }
+    fn add_const_assign(&self, a: &mut SimulatedValue, c: f64) -> crate::Result<()> {
+        self.inner.add_const_assign(a, c)
+    }
+    fn rescale_assign(&self, a: &mut SimulatedValue) -> crate::Result<()> {
+        self.inner.rescale_assign(a)
+    }
+    fn drop_to_level(&self, a: &mut SimulatedValue, level: usize) -> crate::Result<()> {
+        self.inner.drop_to_level(a, level)
+    }
+}
+
+#[test]
+fn product_counts_and_depth_at_every_degree() {
+    let q: Vec<u64> = (0..12).map(|i| (1u64 << 45) - 229 - 2 * i).collect();
+    let be = Counting {
+        inner: CleartextBackend::new(&q),
+        products: std::cell::Cell::new(0),
+    };
+    let pe = PolynomialEvaluator::new(&be);
+    let xs: Vec<f64> = (0..64).map(|i| i as f64 / 32.0 - 1.0).collect();
+    let mut report = Vec::new();
+    for d in 1..=130 {
+        let p = Polynomial::interpolate(|x| (2.0 * x).exp() / 8.0, d, -1.0, 1.0).unwrap();
+        be.products.set(0);
+        let x = be.inner.value(xs.clone(), 11, 2f64.powi(45)).unwrap();
+        let y = pe.evaluate(&x, &p, 2f64.powi(45)).unwrap();
+        assert_eq!(y.level, 11 - depth_for_degree(d), "degree {d}");
+        assert!(
+            (y.scale / 2f64.powi(45) - 1.0).abs() < 2f64.powi(-40),
+            "degree {d}"
+        );
+        for (x, v) in xs.iter().zip(&y.values) {
+            assert!((p.eval(*x) - v).abs() < 1e-10, "degree {d}");
+        }
+        if d.is_power_of_two() || (d + 1).is_power_of_two() || d == 119 {
+            report.push((d, be.products.get()));
+        }
+    }
+    println!("ciphertext products by degree: {report:?}");
 }

@@ -1,0 +1,130 @@
+//! HomE's side of the bootstrapping peer benchmark (bench/peer/boot_run.sh): one full-slot
+//! bootstrap of inputs uniform in [-1, 1] (real parts; imaginary parts zero, as OpenFHE's
+//! script encodes), timed `reps` times after one warm-up, printed as one JSON line with the
+//! keys bench/peer/README.md lists.
+//!
+//! Usage: boot-home --logn 16|12 --threads T --reps R [--no-arcsine] [--dry]
+//! (`--dry`: parameters, rotation count and key-size estimate only, no key generation.)
+
+use he_core::circuits::bootstrapping::{
+    BootstrapConfig, BootstrapKeys, BootstrapPreset, Bootstrapper,
+};
+use he_core::ckks::{Complex64, Decryptor, Encoder, Encryptor, PrecisionStats};
+use he_core::math::Prng;
+use he_core::rlwe::{PublicKey, SecretKey};
+use std::sync::Arc;
+use std::time::Instant;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn arg(args: &[String], name: &str, default: usize) -> Result<usize, String> {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .ok_or(format!("{name} needs a value"))?
+            .parse()
+            .map_err(|e| format!("{name}: {e}")),
+        None => Ok(default),
+    }
+}
+
+/// Peak resident set (VmHWM) in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    let logn = arg(&args, "--logn", 16)?;
+    let threads = arg(&args, "--threads", 1)?;
+    let reps = arg(&args, "--reps", 3)?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()?;
+    let preset = match logn {
+        16 if args.iter().any(|a| a == "--no-arcsine") => BootstrapPreset::N16Levels9NoArcSine,
+        16 => BootstrapPreset::N16Levels9,
+        12 => BootstrapPreset::N12InsecureForTesting,
+        other => return Err(format!("--logn {other}: presets exist for 16 and 12").into()),
+    };
+    let config = BootstrapConfig::preset(preset);
+    let params = config.parameters()?;
+    let rotations = Bootstrapper::rotations(&params, &config)?;
+    eprintln!(
+        "[boot-home] {} | {} rotations + conjugation + relin + sparse-to-dense | depth {}",
+        params.describe(),
+        rotations.len(),
+        config.depth()
+    );
+    if args.iter().any(|a| a == "--dry") {
+        return Ok(());
+    }
+    let sk = SecretKey::generate(&params)?;
+    let t = Instant::now();
+    let keys = BootstrapKeys::generate(&sk, &config)?;
+    let keygen_s = t.elapsed().as_secs_f64();
+    let key_bytes = keys.bytes();
+    let BootstrapKeys {
+        eval_keys,
+        encapsulation,
+    } = keys;
+    let t = Instant::now();
+    let bs = Bootstrapper::new(&params, &config, Arc::new(eval_keys), encapsulation)?;
+    let setup_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "[boot-home] keygen {keygen_s:.1} s, keys {:.2} GiB, DFT plaintexts {:.2} GiB (encoded in {setup_s:.1} s)",
+        key_bytes as f64 / (1u64 << 30) as f64,
+        bs.plaintext_bytes() as f64 / (1u64 << 30) as f64
+    );
+    let ecd = Encoder::new(&params)?;
+    let enc = Encryptor::new(&params, PublicKey::generate(&sk)?)?;
+    let dec = Decryptor::new(&sk);
+    let mut prng = Prng::from_os()?;
+    let z: Vec<Complex64> = (0..params.slots())
+        .map(|_| Complex64::new(prng.next_u64() as f64 / u64::MAX as f64 * 2.0 - 1.0, 0.0))
+        .collect();
+    let ct = enc.encrypt(&ecd.encode_complex(&z, 0, params.default_scale())?)?;
+    let mut times = Vec::new();
+    let mut out = bs.bootstrap(&ct)?; // warm-up
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        out = bs.bootstrap(&ct)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let got = ecd.decode_complex(&dec.decrypt(&out)?)?;
+    // Lattigo's statistics: per slot, the real part's error (the input is real).
+    let re_want: Vec<f64> = z.iter().map(|c| c.re).collect();
+    let re_got: Vec<f64> = got.iter().map(|c| c.re).collect();
+    let s = PrecisionStats::compare(&re_want, &re_got);
+    let sc = PrecisionStats::compare_complex(&z, &got);
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let median = sorted[sorted.len() / 2];
+    let all: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
+    println!(
+        "{{\"peer\": \"home\", \"version\": \"{}\", \"logn\": {logn}, \"slots\": {}, \"threads\": {threads}, \"secret\": \"uniform\", \"encapsulation_h\": {}, \"levels_after\": {}, \"boot_s_median\": {median:.3}, \"boot_s_all\": [{}], \"keygen_s\": {keygen_s:.2}, \"setup_s\": {setup_s:.2}, \"key_bytes\": {key_bytes}, \"plaintext_bytes\": {}, \"peak_rss_mib\": {:.0}, \"prec_min_bits\": {:.2}, \"prec_mean_bits\": {:.2}, \"prec_median_bits\": {:.2}, \"max_abs_error\": {:.3e}, \"prec_complex_mean_bits\": {:.2}, \"log_qp\": {:.1}, \"dnum\": {}}}",
+        env!("CARGO_PKG_VERSION"),
+        params.slots(),
+        config.sparse_secret.unwrap_or(0),
+        out.level(),
+        all.join(", "),
+        bs.plaintext_bytes(),
+        peak_rss_mib(),
+        s.min_bits,
+        s.mean_bits,
+        s.median_bits,
+        s.max_abs_error,
+        sc.mean_bits,
+        params.log_qp(),
+        params.dnum()
+    );
+    Ok(())
+}
