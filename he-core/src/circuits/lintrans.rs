@@ -489,102 +489,161 @@ impl Evaluator {
         ct: &Ciphertext,
         lt: &LinearTransform,
     ) -> Result<Ciphertext> {
-        self.check_ct(ct)?;
-        self.params().check_hash(lt.params_hash)?;
-        if ct.size() != 2 {
+        self.apply_linear_transform_sum(&[(ct, lt)])
+    }
+
+    /// `Σ_b M_b·z_b`: several transforms of several ciphertexts summed, sharing the giant
+    /// steps — the inner sums of every term with the same giant step are added in `Q_l ∪ P`
+    /// before the one rotation they need (a layer whose input spans several ciphertexts).
+    /// All transforms must have the same slots, level, scale and baby-step size, and all
+    /// inputs the transforms' level and one scale.
+    pub fn apply_linear_transform_sum(
+        &self,
+        terms: &[(&Ciphertext, &LinearTransform)],
+    ) -> Result<Ciphertext> {
+        let Some(&(first_ct, first)) = terms.first() else {
             return Err(Error::InvalidParameters(
-                "a linear transform needs a relinearized (2-component) ciphertext".into(),
+                "a sum of linear transforms needs at least one term".into(),
             ));
-        }
-        if ct.level() != lt.level {
-            return Err(Error::LevelMismatch {
-                left_what: "ciphertext",
-                left: ct.level(),
-                right_what: "linear transform",
-                right: lt.level,
-            });
-        }
+        };
         let params = self.params();
+        for &(ct, lt) in terms {
+            self.check_ct(ct)?;
+            params.check_hash(lt.params_hash)?;
+            if ct.size() != 2 {
+                return Err(Error::InvalidParameters(
+                    "a linear transform needs a relinearized (2-component) ciphertext".into(),
+                ));
+            }
+            if ct.level() != lt.level {
+                return Err(Error::LevelMismatch {
+                    left_what: "ciphertext",
+                    left: ct.level(),
+                    right_what: "linear transform",
+                    right: lt.level,
+                });
+            }
+            if (lt.slots, lt.level, lt.n1) != (first.slots, first.level, first.n1)
+                || lt.scale != first.scale
+            {
+                return Err(Error::InvalidParameters(format!(
+                    "summed linear transforms differ: {} slots / level {} / n1 {} vs {} / {} / {}",
+                    lt.slots, lt.level, lt.n1, first.slots, first.level, first.n1
+                )));
+            }
+            if ((ct.scale() - first_ct.scale()) / first_ct.scale()).abs()
+                > crate::ckks::evaluator::SCALE_TOLERANCE
+            {
+                return Err(Error::ScaleMismatch {
+                    left_what: "first input",
+                    left_log2: first_ct.scale().log2(),
+                    right_what: "another input",
+                    right_log2: ct.scale().log2(),
+                });
+            }
+        }
         let (rq, rp) = (params.ring_q(), params.ring_p());
         let ks = params.key_switch_basis();
         let n = params.degree();
         let keys = self.keys()?;
-        let baby = lt.baby_steps();
-        let giant_elts: Vec<u64> = lt
-            .groups
+        let (slots, n1, level) = (first.slots, first.n1, first.level);
+        let scale = first_ct.scale() * first.scale;
+        let mut giants: Vec<usize> = terms
             .iter()
-            .map(|(i, _)| galois_element_for_rotation(n, ((i * lt.n1) % lt.slots) as i64))
+            .flat_map(|(_, lt)| lt.groups.iter().map(|(i, _)| *i))
             .collect();
-        let mut wanted: Vec<u64> = baby
+        giants.sort_unstable();
+        giants.dedup();
+        let giant_elts: Vec<u64> = giants
             .iter()
-            .map(|j| galois_element_for_rotation(n, *j as i64))
+            .map(|i| galois_element_for_rotation(n, ((i * n1) % slots) as i64))
+            .collect();
+        let mut wanted: Vec<u64> = terms
+            .iter()
+            .flat_map(|(_, lt)| lt.baby_steps())
+            .map(|j| galois_element_for_rotation(n, j as i64))
             .chain(giant_elts.iter().copied())
             .filter(|g| *g != 1)
             .collect();
+        wanted.sort_unstable();
         wanted.dedup();
         keys.prefetch(&wanted);
 
-        // 1. Hoisted baby steps, kept in Q_l ∪ P (times P), without ModDown.
-        let need_rot = baby.iter().any(|j| *j != 0);
-        let dec = if need_rot {
-            Some(decompose(params, &ct.c[1])?)
-        } else {
-            None
-        };
-        let rotated: Vec<Option<CiphertextQP>> = baby
-            .par_iter()
-            .map(|&j| -> Result<Option<CiphertextQP>> {
-                if j == 0 {
-                    return Ok(None);
+        // 1. Per input: hoisted baby steps, kept in Q_l ∪ P (times P), without ModDown.
+        let rotated = terms
+            .iter()
+            .map(|&(ct, lt)| -> Result<BTreeMap<usize, Option<CiphertextQP>>> {
+                let baby = lt.baby_steps();
+                let dec = if baby.iter().any(|j| *j != 0) {
+                    Some(decompose(params, &ct.c[1])?)
+                } else {
+                    None
+                };
+                let rots = baby
+                    .par_iter()
+                    .map(|&j| -> Result<Option<CiphertextQP>> {
+                        if j == 0 {
+                            return Ok(None);
+                        }
+                        let g = galois_element_for_rotation(n, j as i64);
+                        let key = keys.galois_key(g)?;
+                        let perm = rq.automorphism_eval_permutation(g)?;
+                        let dec = dec.as_ref().ok_or_else(|| {
+                            Error::InvalidParameters("internal: no decomposition".into())
+                        })?;
+                        let [mut u0, u1] =
+                            key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
+                        let c0 = self.times_p(&rq.permute(&ct.c[0], &perm)?)?;
+                        rq.add_assign(&mut u0.q, &c0)?;
+                        Ok(Some(CiphertextQP { c0: u0, c1: u1 }))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(dec) = dec {
+                    dec.recycle(params);
                 }
-                let g = galois_element_for_rotation(n, j as i64);
-                let key = keys.galois_key(g)?;
-                let perm = rq.automorphism_eval_permutation(g)?;
-                let dec = dec.as_ref().ok_or_else(|| {
-                    Error::InvalidParameters("internal: no decomposition".into())
-                })?;
-                let [mut u0, u1] = key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
-                let c0 = self.times_p(&rq.permute(&ct.c[0], &perm)?)?;
-                rq.add_assign(&mut u0.q, &c0)?;
-                Ok(Some(CiphertextQP { c0: u0, c1: u1 }))
+                Ok(baby.into_iter().zip(rots).collect())
             })
             .collect::<Result<Vec<_>>>()?;
-        if let Some(dec) = dec {
-            dec.recycle(params);
-        }
-        let by_j: BTreeMap<usize, &Option<CiphertextQP>> =
-            baby.iter().copied().zip(rotated.iter()).collect();
 
-        // 2. Inner sums per giant step, in Q_l ∪ P; one ModDown each.
-        let partials = lt
-            .groups
+        // 2. Inner sums per giant step over every term, in Q_l ∪ P; one ModDown each.
+        let partials = giants
             .par_iter()
-            .map(|(_, group)| -> Result<Ciphertext> {
-                let ql = lt.level + 1;
+            .map(|&gi| -> Result<Ciphertext> {
+                let ql = level + 1;
                 let k = rp.max_limbs();
                 let mut a0 = PolyQP {
                     q: rq.zero::<Eval>(ql)?,
                     p: rp.zero::<Eval>(k)?,
                 };
                 let mut a1 = a0.clone();
-                // The identity baby step contributes pt ⊙ c over Q only; it is multiplied by P
-                // after the sum.
+                // Identity baby steps contribute pt ⊙ c over Q only; multiplied by P after.
                 let mut id: Option<(Poly<Eval>, Poly<Eval>)> = None;
-                for (j, pt) in group {
-                    match by_j.get(j) {
-                        Some(Some(x)) => {
-                            rq.mul_add_assign(&mut a0.q, &x.c0.q, &pt.q)?;
-                            rp.mul_add_assign(&mut a0.p, &x.c0.p, &pt.p)?;
-                            rq.mul_add_assign(&mut a1.q, &x.c1.q, &pt.q)?;
-                            rp.mul_add_assign(&mut a1.p, &x.c1.p, &pt.p)?;
-                        }
-                        Some(None) => {
-                            id = Some((rq.mul(&ct.c[0], &pt.q)?, rq.mul(&ct.c[1], &pt.q)?));
-                        }
-                        None => {
-                            return Err(Error::InvalidParameters(
-                                "internal: missing baby step".into(),
-                            ))
+                for ((ct, lt), by_j) in terms.iter().zip(&rotated) {
+                    let Some((_, group)) = lt.groups.iter().find(|(i, _)| *i == gi) else {
+                        continue;
+                    };
+                    for (j, pt) in group {
+                        match by_j.get(j) {
+                            Some(Some(x)) => {
+                                rq.mul_add_assign(&mut a0.q, &x.c0.q, &pt.q)?;
+                                rp.mul_add_assign(&mut a0.p, &x.c0.p, &pt.p)?;
+                                rq.mul_add_assign(&mut a1.q, &x.c1.q, &pt.q)?;
+                                rp.mul_add_assign(&mut a1.p, &x.c1.p, &pt.p)?;
+                            }
+                            Some(None) => match id.as_mut() {
+                                None => {
+                                    id = Some((rq.mul(&ct.c[0], &pt.q)?, rq.mul(&ct.c[1], &pt.q)?))
+                                }
+                                Some((i0, i1)) => {
+                                    rq.mul_add_assign(i0, &ct.c[0], &pt.q)?;
+                                    rq.mul_add_assign(i1, &ct.c[1], &pt.q)?;
+                                }
+                            },
+                            None => {
+                                return Err(Error::InvalidParameters(
+                                    "internal: missing baby step".into(),
+                                ))
+                            }
                         }
                     }
                 }
@@ -593,7 +652,7 @@ impl Evaluator {
                     rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;
                 }
                 let (c0, c1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
-                Ok(self.new_ct(vec![c0?, c1?], ct.scale() * lt.scale))
+                Ok(self.new_ct(vec![c0?, c1?], scale))
             })
             .collect::<Result<Vec<_>>>()?;
 
@@ -634,7 +693,6 @@ impl Evaluator {
                 },
             }
         }
-        let scale = ct.scale() * lt.scale;
         let mut out = match sum {
             Some([s0, s1]) => {
                 let (c0, c1) = rayon::join(|| ks.mod_down(s0), || ks.mod_down(s1));

@@ -3,7 +3,7 @@
 //! script encodes), timed `reps` times after one warm-up, printed as one JSON line with the
 //! keys bench/peer/README.md lists.
 //!
-//! Usage: boot-home --logn 16|12 --threads T --reps R [--no-arcsine] [--dry]
+//! Usage: boot-home --logn 16|12 --threads T --reps R [--no-arcsine] [--phases] [--dry]
 //! (`--dry`: parameters, rotation count and key-size estimate only, no key generation.)
 
 use he_core::circuits::bootstrapping::{
@@ -98,6 +98,23 @@ fn main() -> Result<(), BoxError> {
         let t = Instant::now();
         out = bs.bootstrap(&ct)?;
         times.push(t.elapsed().as_secs_f64());
+    }
+    if args.iter().any(|a| a == "--phases") {
+        let t = Instant::now();
+        let (raised, ratio) = bs.mod_raise_ciphertext(&ct)?;
+        let t1 = t.elapsed().as_secs_f64();
+        let y = bs.coeff_to_slot(&raised)?;
+        let t2 = t.elapsed().as_secs_f64();
+        let u = bs.eval_mod_split(&y, ratio)?;
+        let t3 = t.elapsed().as_secs_f64();
+        let _ = bs.slot_to_coeff(&u)?;
+        let t4 = t.elapsed().as_secs_f64();
+        eprintln!(
+            "[boot-home] phases: ModRaise {t1:.2} s, CoeffToSlot {:.2} s, EvalMod {:.2} s, SlotToCoeff {:.2} s",
+            t2 - t1,
+            t3 - t2,
+            t4 - t3
+        );
     }
     let got = ecd.decode_complex(&dec.decrypt(&out)?)?;
     // Lattigo's statistics: per slot, the real part's error (the input is real).

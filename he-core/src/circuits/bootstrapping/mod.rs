@@ -233,11 +233,25 @@ impl Bootstrapper {
     }
 
     /// Bootstraps `ct` (any level; it is first dropped to level 0): the result has
-    /// [`output_level`](Self::output_level) levels and the default scale exactly.
+    /// [`output_level`](Self::output_level) levels and the default scale exactly. The steps
+    /// are also public, for researchers who want to time or replace one:
+    /// [`mod_raise_ciphertext`](Self::mod_raise_ciphertext) →
+    /// [`coeff_to_slot`](Self::coeff_to_slot) → [`eval_mod_split`](Self::eval_mod_split) →
+    /// [`slot_to_coeff`](Self::slot_to_coeff).
     ///
     /// Errors: a ciphertext of other parameters, with 3 components, whose scale leaves no room
     /// for the message ratio, or keys missing from the provider.
     pub fn bootstrap(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        let (raised, ratio) = self.mod_raise_ciphertext(ct)?;
+        let slots = self.coeff_to_slot(&raised)?;
+        let u = self.eval_mod_split(&slots, ratio)?;
+        self.slot_to_coeff(&u)
+    }
+
+    /// Steps 1–3: ScaleUp at level 0, encapsulation, ModRaise (and back to the dense secret).
+    /// Returns the raised ciphertext (at the top level, labelled with EvalMod's input scale)
+    /// and the exact message ratio `R = q_0/(kΔ)` EvalMod must undo.
+    pub fn mod_raise_ciphertext(&self, ct: &Ciphertext) -> Result<(Ciphertext, f64)> {
         let eval = &self.eval;
         let params = eval.params().clone();
         eval.check_ct(ct)?;
@@ -247,7 +261,6 @@ impl Bootstrapper {
             ));
         }
         let q0 = params.q()[0] as f64;
-        // 1. ScaleUp at level 0.
         let mut x = ct.clone();
         eval.drop_to_level(&mut x, 0)?;
         let ratio = 2f64.powf(self.config.eval_mod.log_message_ratio);
@@ -264,12 +277,10 @@ impl Bootstrapper {
         }
         eval.scale_up_assign(&mut x, k as u64)?;
         let message_ratio = q0 / x.scale();
-        // 2. Encapsulation: to the sparse secret, at level 0.
         let (mut c0, mut c1) = (x.c[0].clone(), x.c[1].clone());
         if let Some(enc) = &self.encapsulation {
             (c0, c1) = enc.switch(&params, &c0, &c1)?;
         }
-        // 3. ModRaise, then back to the dense secret.
         let (mut r0, mut r1) = (self.mod_raise(&c0)?, self.mod_raise(&c1)?);
         if self.encapsulation.is_some() {
             let key = eval.keys()?.switching_key(KeyKind::SparseToDense)?;
@@ -277,17 +288,30 @@ impl Bootstrapper {
             params.ring_q().add_assign(&mut r0, &k0)?;
             r1 = k1;
         }
-        let mut y = eval.new_ct(vec![r0, r1], self.raise_scale);
-        // 4. CoeffToSlot, then the real/imaginary split.
+        Ok((eval.new_ct(vec![r0, r1], self.raise_scale), message_ratio))
+    }
+
+    /// Step 4: CoeffToSlot (the factorised inverse DFT); slots hold `y = t/K` (complex: the
+    /// coefficients `j` and `j + N/2` as real and imaginary parts, bit-reversed order).
+    pub fn coeff_to_slot(&self, raised: &Ciphertext) -> Result<Ciphertext> {
+        let eval = &self.eval;
+        let mut y = raised.clone();
         for lt in &self.cts {
             y = eval.apply_linear_transform(&y, lt)?;
             eval.rescale_assign(&mut y)?;
         }
-        let conj = eval.apply_galois(&y, galois_element_conjugate(params.degree()))?;
-        let re = eval.add(&y, &conj)?;
-        let mut im = eval.sub(&conj, &y)?;
+        Ok(y)
+    }
+
+    /// Step 5: the real/imaginary split (one conjugation), EvalMod on both halves
+    /// (`A·sin(2πt)`, `A = R/(2π)`), recombined as `re + i·im`.
+    pub fn eval_mod_split(&self, y: &Ciphertext, message_ratio: f64) -> Result<Ciphertext> {
+        let eval = &self.eval;
+        let n = eval.params().degree();
+        let conj = eval.apply_galois(y, galois_element_conjugate(n))?;
+        let re = eval.add(y, &conj)?;
+        let mut im = eval.sub(&conj, y)?;
         eval.mul_by_i_assign(&mut im)?;
-        // 5. EvalMod on both halves: A·sin(2πt) with A = R/(2π).
         let amplitude = message_ratio / (2.0 * std::f64::consts::PI);
         let (re, im) = rayon::join(
             || {
@@ -302,14 +326,22 @@ impl Bootstrapper {
         let (mut u, mut im) = (re?, im?);
         eval.mul_by_i_assign(&mut im)?;
         eval.add_assign(&mut u, &im)?;
-        // 6. SlotToCoeff.
+        Ok(u)
+    }
+
+    /// Step 6: SlotToCoeff (the factorised forward DFT), landing on the default scale.
+    pub fn slot_to_coeff(&self, u: &Ciphertext) -> Result<Ciphertext> {
+        let eval = &self.eval;
         let want = self.config.levels_after() + self.stc.len();
         if u.level() != want {
-            return Err(Error::InvalidParameters(format!(
-                "internal: EvalMod ended at level {}, SlotToCoeff starts at {want}",
-                u.level()
-            )));
+            return Err(Error::LevelMismatch {
+                left_what: "ciphertext",
+                left: u.level(),
+                right_what: "SlotToCoeff input",
+                right: want,
+            });
         }
+        let mut u = u.clone();
         for lt in &self.stc {
             u = eval.apply_linear_transform(&u, lt)?;
             eval.rescale_assign(&mut u)?;

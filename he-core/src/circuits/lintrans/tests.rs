@@ -191,3 +191,59 @@ fn serialization_round_trip_and_hostile_bytes() {
         Err(Error::ParameterMismatch { .. })
     ));
 }
+
+#[test]
+fn sum_of_transforms_matches_the_sum_of_products() {
+    // Two 32x32 blocks on two ciphertexts (sparse packing), summed with shared giant steps.
+    let c = ctx(10);
+    let n = 32;
+    let full = c.params.slots();
+    let level = c.params.max_level();
+    let mut prng = Prng::from_seed([8; 32]);
+    let ma: Vec<Vec<Complex64>> = (0..n).map(|_| random_vec(&mut prng, n)).collect();
+    let mb: Vec<Vec<Complex64>> = (0..n).map(|_| random_vec(&mut prng, n)).collect();
+    let (da, db) = (
+        Diagonals::from_matrix(&ma).unwrap(),
+        Diagonals::from_matrix(&mb).unwrap(),
+    );
+    let qs = c.params.q()[level] as f64;
+    let lta = LinearTransform::encode(&c.ecd, &da, level, qs, BabySteps::Fixed(8)).unwrap();
+    let ltb = LinearTransform::encode(&c.ecd, &db, level, qs, BabySteps::Fixed(8)).unwrap();
+    let mut rots = lta.rotations();
+    rots.extend(ltb.rotations());
+    let mut keys = EvalKeySet::new();
+    for k in KeyGenerator::new(&c.sk).rotation_keys(&rots, false).unwrap() {
+        keys.insert(k);
+    }
+    let eval = Evaluator::with_keys(&c.params, Arc::new(keys)).unwrap();
+    let (za, zb) = (random_vec(&mut prng, n), random_vec(&mut prng, n));
+    let enc = |z: &[Complex64]| {
+        let zf: Vec<Complex64> = (0..full).map(|t| z[t % n]).collect();
+        c.enc
+            .encrypt(
+                &c.ecd
+                    .encode_complex(&zf, level, c.params.default_scale())
+                    .unwrap(),
+            )
+            .unwrap()
+    };
+    let (ca, cb) = (enc(&za), enc(&zb));
+    let mut y = eval
+        .apply_linear_transform_sum(&[(&ca, &lta), (&cb, &ltb)])
+        .unwrap();
+    eval.rescale_assign(&mut y).unwrap();
+    let got = c
+        .ecd
+        .decode_complex(&Decryptor::new(&c.sk).decrypt(&y).unwrap())
+        .unwrap();
+    let (ya, yb) = (da.apply_clear(&za).unwrap(), db.apply_clear(&zb).unwrap());
+    let want: Vec<Complex64> = (0..full).map(|t| ya[t % n] + yb[t % n]).collect();
+    let s = PrecisionStats::compare_complex(&want, &got);
+    assert!(s.mean_bits > 25.0, "{s:?}");
+    // Mismatched baby steps are refused.
+    let ltc = LinearTransform::encode(&c.ecd, &db, level, qs, BabySteps::Fixed(4)).unwrap();
+    assert!(eval
+        .apply_linear_transform_sum(&[(&ca, &lta), (&cb, &ltc)])
+        .is_err());
+    assert!(eval.apply_linear_transform_sum(&[]).is_err());
+}

@@ -30,6 +30,11 @@
 //! rule, `T_{m−n}` joins the unrescaled product `T_m·T_n` multiplied by `−1` encoded at
 //! `Δ(T_m)Δ(T_n)/Δ(T_{m−n})`. Hence no scale is ever reinterpreted: the output carries
 //! `target_scale` (to the last bits of an `f64`), whatever the primes of the chain.
+//!
+//! Constants are encoded as integers below `2^126` (see
+//! [`Evaluator::mul_const_scaled_assign`](crate::ckks::Evaluator::mul_const_scaled_assign)),
+//! and the product rule adds `−1` at the scale of an unrescaled product, so scales up to about
+//! `2^62` are supported (a 60-bit scale is the usual maximum).
 
 use super::backend::PolynomialBackend;
 use super::chebyshev::{depth_for_degree, divide, Polynomial};
