@@ -3,6 +3,12 @@
 #   .venv311 : CPython 3.11 + tenseal (exposes Microsoft SEAL's low-level API as tenseal.sealapi)
 #   .venv310 : CPython 3.10 + openfhe (the wheel ships only a cpython-310 extension)
 # If no Python 3.10 is found, OpenFHE is skipped with a message (exit status stays 0).
+# Where the interpreters come from: this project's machine image ships pyenv with CPython
+# 3.10.13 and 3.11.7 under /root/.pyenv/versions (find_python looks there, then on PATH), so
+# nothing has to be installed. On a machine without them, `pyenv install 3.10` (or
+# `uv python install 3.10`) would download CPython from outside the package registries, which
+# this workplace cannot reach; Debian 12 packages only 3.11. OpenFHE (run.sh, boot_run.sh) is
+# then skipped with the note below.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"

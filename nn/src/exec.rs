@@ -3,7 +3,7 @@
 
 use crate::error::{shape_err, NnError, Result};
 use crate::plan::{Mode, PackedLayout, PackedLinear, Plan, StepOp};
-use crate::poly::{eval_tree, PolyBackend};
+use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
 use he_core::ring::{Eval, Poly};
 use he_core::rlwe::{EvalKeyProvider, EvalKeySet, PublicKey, SecretKey};
@@ -386,6 +386,7 @@ impl Engine {
                     .collect::<Result<Vec<_>>>()?,
                 StepOp::Poly { poly, prescale } => {
                     let target = plan.scales[st.level];
+                    let pe = PolynomialEvaluator::new(&self.eval);
                     x.par_iter()
                         .map(|ct| {
                             let u = if *prescale {
@@ -393,15 +394,7 @@ impl Engine {
                             } else {
                                 ct.clone()
                             };
-                            eval_tree(
-                                &HeBackend {
-                                    ev: &self.eval,
-                                    q: plan.params.q(),
-                                },
-                                &u,
-                                &poly.coeffs,
-                                target,
-                            )
+                            Ok(pe.evaluate(&u, &poly.series, target)?)
                         })
                         .collect::<Result<Vec<_>>>()?
                 }
@@ -445,10 +438,8 @@ impl Engine {
         let l = x.level();
         let q = self.plan.params.q();
         let target = x.scale() * x.scale() / q[l] as f64;
-        let s = target * q[l] as f64 / x.scale();
         let mut y = x.clone();
-        self.eval.mul_int_assign(&mut y, int_const(c, s)?)?;
-        y.set_scale(x.scale() * s);
+        self.eval.mul_const_to_scale_assign(&mut y, c, target)?;
         self.eval.rescale_assign(&mut y)?;
         Ok(y)
     }
@@ -459,12 +450,9 @@ impl Engine {
         if x.level() == level {
             return Ok(x.clone());
         }
-        let l = x.level();
-        let q = self.plan.params.q();
-        let s = self.plan.scales[level] * q[l] as f64 / x.scale();
         let mut y = x.clone();
-        self.eval.mul_int_assign(&mut y, int_const(1.0, s)?)?;
-        y.set_scale(x.scale() * s);
+        self.eval
+            .mul_const_to_scale_assign(&mut y, 1.0, self.plan.scales[level])?;
         self.eval.rescale_assign(&mut y)?;
         self.eval.drop_to_level(&mut y, level)?;
         Ok(y)
@@ -534,7 +522,9 @@ impl Engine {
                 rows.iter()
                     .zip(accs)
                     .map(|(&r, mut acc)| {
-                        acc.set_scale(scale * scale);
+                        // The integer weights were chosen for scale Δ: the sum is the
+                        // result at scale Δ² (a reinterpretation, by design).
+                        self.eval.set_scale(&mut acc, scale * scale)?;
                         self.eval.rescale_assign(&mut acc)?;
                         self.eval.add_const_assign(&mut acc, l.bias[r])?;
                         Ok((r, acc))
@@ -717,7 +707,8 @@ impl Engine {
                         // An all-zero output tile.
                         let mut z = x[0].clone();
                         self.eval.mul_int_assign(&mut z, 0)?;
-                        z.set_scale(z.scale() * z.scale());
+                        let s = z.scale() * z.scale();
+                        self.eval.set_scale(&mut z, s)?;
                         z
                     }
                 };
@@ -733,53 +724,5 @@ impl Engine {
                 Ok(y)
             })
             .collect()
-    }
-}
-
-/// Polynomial evaluation on ciphertexts with exact target scales.
-struct HeBackend<'a> {
-    ev: &'a Evaluator,
-    q: &'a [u64],
-}
-
-impl PolyBackend for HeBackend<'_> {
-    type Value = Ciphertext;
-    type Error = NnError;
-    fn powers(&self, u: &Ciphertext, count: usize) -> Result<Vec<Ciphertext>> {
-        let mut p = vec![u.clone()];
-        for j in 1..count {
-            let mut s = self.ev.square_relin(&p[j - 1])?;
-            self.ev.rescale_assign(&mut s)?;
-            p.push(s);
-        }
-        Ok(p)
-    }
-    fn linear_leaf(&self, u: &Ciphertext, c1: f64, c0: f64, target: f64) -> Result<Ciphertext> {
-        let l = u.level();
-        let s = target * self.q[l] as f64 / u.scale();
-        let mut y = u.clone();
-        self.ev.mul_int_assign(&mut y, int_const(c1, s)?)?;
-        y.set_scale(u.scale() * s);
-        self.ev.rescale_assign(&mut y)?;
-        self.ev.add_const_assign(&mut y, c0)?;
-        Ok(y)
-    }
-    fn factor_target(&self, p: &Ciphertext, target: f64) -> f64 {
-        target * self.q[p.level()] as f64 / p.scale()
-    }
-    fn mul(&self, mut q: Ciphertext, p: &Ciphertext) -> Result<Ciphertext> {
-        if q.level() > p.level() {
-            self.ev.drop_to_level(&mut q, p.level())?;
-        }
-        let mut y = self.ev.mul_relin(&q, p)?;
-        self.ev.rescale_assign(&mut y)?;
-        Ok(y)
-    }
-    fn add(&self, mut a: Ciphertext, mut b: Ciphertext) -> Result<Ciphertext> {
-        let l = a.level().min(b.level());
-        self.ev.drop_to_level(&mut a, l)?;
-        self.ev.drop_to_level(&mut b, l)?;
-        self.ev.add_assign(&mut a, &b)?;
-        Ok(a)
     }
 }

@@ -10,6 +10,8 @@
 use crate::error::{NnError, Result};
 use crate::network::{Activation, Linear, Network, Op};
 use crate::poly::FittedPoly;
+use he_core::circuits::lintrans::{rotations_for, BabySteps, Diagonals};
+use he_core::ckks::Complex64;
 use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -160,28 +162,33 @@ impl PackedLayout {
 }
 
 /// One block `(out tile, in tile)` of a packed linear layer: its nonzero generalized
-/// diagonals `d_k[t] = M[t mod p_out][(t + k) mod p_in]`, one period each.
+/// diagonals `d_k[t] = M[t mod p_out][(t + k) mod p_in]` on `n = max(p_out, p_in)` slots, in
+/// he-core's convention ([`Diagonals`]: `y = Σ_k d_k ⊙ rot_k(x)` on every period-`n` block).
 #[derive(Debug, Clone)]
 pub struct PackedBlock {
     /// Output tile.
     pub out_tile: usize,
     /// Input tile.
     pub in_tile: usize,
-    /// `k -> d_k` (length `max(p_out, p_in)`).
-    pub diagonals: BTreeMap<usize, Vec<f64>>,
+    /// The diagonals `k -> d_k` (un-rotated; the linear transform pre-rotates them by its
+    /// giant steps when it encodes them).
+    pub diagonals: Diagonals,
 }
 
 /// A linear layer in latency mode (the "hybrid" diagonal method of GAZELLE, Juvekar et al.
-/// 2018, with full-slot periodic layouts): `y' = Σ_k d_k ⊙ rot_k(x)` by BSGS with `n1` baby
-/// steps, then, when `p_in > p_out`, `log2(p_in/p_out)` rotate-and-add folds by multiples of
-/// `p_out`, which leave the output periodic with period `p_out`.
+/// 2018, with full-slot periodic layouts): per output tile, `y' = Σ_blocks Σ_k d_k ⊙ rot_k(x)`
+/// by he-core's double-hoisted BSGS linear transforms with `n1` baby steps (one sum over the
+/// tile's blocks sharing the giant steps, see
+/// [`Evaluator::apply_linear_transform_sum`](he_core::ckks::Evaluator::apply_linear_transform_sum)),
+/// then, when `p_in > p_out`, `log2(p_in/p_out)` rotate-and-add folds by multiples of `p_out`,
+/// which leave the output periodic with period `p_out`.
 #[derive(Debug, Clone)]
 pub struct PackedLinear {
     /// Input layout.
     pub input: PackedLayout,
     /// Output layout.
     pub output: PackedLayout,
-    /// Baby-step count (power of two).
+    /// Baby-step count (power of two), [`BabySteps::Fixed`] for every block.
     pub n1: usize,
     /// Blocks with at least one nonzero diagonal.
     pub blocks: Vec<PackedBlock>,
@@ -193,7 +200,7 @@ pub struct PackedLinear {
 
 impl PackedLinear {
     /// Packs `l` for `slots` slots.
-    pub fn new(l: &Linear, slots: usize) -> Self {
+    pub fn new(l: &Linear, slots: usize) -> Result<Self> {
         let input = PackedLayout::new(l.in_len, slots);
         let output = PackedLayout::new(l.out_len, slots);
         let (p_in, p_out) = (input.period, output.period);
@@ -237,54 +244,49 @@ impl PackedLinear {
             s *= 2;
         }
         let bias = output.pack(&l.bias, slots);
-        Self {
-            input,
-            output,
-            n1: best.1,
-            blocks: blocks
-                .into_iter()
-                .map(|((a, b), diagonals)| PackedBlock {
+        let blocks = blocks
+            .into_iter()
+            .map(|((a, b), diags)| {
+                let mut diagonals = Diagonals::new(big)?;
+                for (k, d) in diags {
+                    diagonals.insert(k as i64, d.into_iter().map(|v| Complex64::new(v, 0.0)).collect())?;
+                }
+                Ok(PackedBlock {
                     out_tile: a,
                     in_tile: b,
                     diagonals,
                 })
-                .collect(),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            input,
+            output,
+            n1: best.1,
+            blocks,
             fold_steps,
             bias,
-        }
+        })
     }
 
-    /// The rotation steps this layer needs keys for.
-    pub fn rotation_steps(&self) -> BTreeSet<i64> {
+    /// How every block's diagonals are split into baby and giant steps.
+    pub fn baby_steps(&self) -> BabySteps {
+        BabySteps::Fixed(self.n1)
+    }
+
+    /// The rotation steps this layer needs keys for: those of each block's linear transform
+    /// ([`rotations_for`], exactly what evaluation uses) and the folds.
+    pub fn rotation_steps(&self) -> Result<BTreeSet<i64>> {
         let mut s = BTreeSet::new();
         for b in &self.blocks {
-            for k in b.diagonals.keys() {
-                let (i, j) = (k / self.n1, k % self.n1);
-                if j != 0 {
-                    s.insert(j as i64);
-                }
-                if i != 0 {
-                    s.insert((i * self.n1) as i64);
-                }
-            }
+            s.extend(rotations_for(&b.diagonals, self.baby_steps())?);
         }
         s.extend(self.fold_steps.iter().copied());
-        s
+        Ok(s)
     }
 
     /// Number of diagonal plaintexts.
     pub fn diagonal_count(&self) -> usize {
         self.blocks.iter().map(|b| b.diagonals.len()).sum()
-    }
-
-    /// The slot vector multiplied with `rot_j(x)`: `d_k` replicated over the slots and rotated
-    /// right by the giant step `i·n1` (`k = i·n1 + j`).
-    pub fn prerotated_diagonal(&self, k: usize, d: &[f64], slots: usize) -> Vec<f64> {
-        let shift = (k / self.n1) * self.n1;
-        let p = d.len();
-        (0..slots)
-            .map(|t| d[(t + slots - shift % slots) % slots % p])
-            .collect()
     }
 }
 
@@ -316,7 +318,8 @@ pub struct MemoryEstimate {
     pub ciphertexts: usize,
     /// Evaluation keys (relinearization + Galois).
     pub keys: usize,
-    /// Pre-encoded weight plaintexts (latency mode).
+    /// Pre-encoded plaintexts (latency mode): weight diagonals over `Q_l ∪ P`, biases and
+    /// constants over `Q_l`; exactly [`Engine::weight_bytes`](crate::Engine::weight_bytes).
     pub plaintexts: usize,
 }
 
@@ -400,7 +403,7 @@ impl Plan {
                             m * opts.bound_margin
                         }
                     };
-                    let poly = FittedPoly::fit(*function, *degree, b);
+                    let poly = FittedPoly::fit(*function, *degree, b)?;
                     // Look through reshapes (identity on the data) to the producing layer.
                     let mut src = node.inputs[0];
                     while matches!(steps[src].op, StepOp::Reshape) && consumers[src] == 1 {
@@ -484,8 +487,8 @@ impl Plan {
             for s in steps.iter_mut() {
                 s.layout = PackedLayout::new(s.len, slots);
                 if let StepOp::Linear(l) = &s.op {
-                    let p = PackedLinear::new(l, slots);
-                    rot.extend(p.rotation_steps());
+                    let p = PackedLinear::new(l, slots)?;
+                    rot.extend(p.rotation_steps()?);
                     s.packed = Some(Arc::new(p));
                 }
             }
@@ -522,6 +525,25 @@ impl Plan {
     pub fn key_bytes(&self) -> usize {
         let p = &self.params;
         p.dnum() * 2 * (p.q().len() + p.p().len()) * p.degree() * 8
+    }
+
+    /// Bytes of the plaintexts a step pre-encodes (latency mode): a linear layer's diagonals
+    /// over `Q_l ∪ P` at its input level `l` (`l + 1` limbs of `Q` and all of `P`, as
+    /// [`LinearTransform`](he_core::circuits::lintrans::LinearTransform) stores them) and its
+    /// bias over `Q` at its output level; a constant addition's packed constant at its level.
+    pub fn plaintext_bytes(&self, s: &Step) -> usize {
+        let n8 = self.params.degree() * 8;
+        if self.mode != Mode::Latency {
+            return 0;
+        }
+        match (&s.op, &s.packed) {
+            (StepOp::Linear(_), Some(p)) => {
+                let diag_limbs = s.level + 2 + self.params.p().len();
+                p.diagonal_count() * diag_limbs * n8 + p.output.tiles * (s.level + 1) * n8
+            }
+            (StepOp::AddConst(_), _) => s.layout.tiles * (s.level + 1) * n8,
+            _ => 0,
+        }
     }
 
     /// Whether relinearization is needed (any ciphertext product).
@@ -561,11 +583,7 @@ impl Plan {
         let plaintexts = self
             .steps
             .iter()
-            .filter_map(|s| {
-                s.packed
-                    .as_ref()
-                    .map(|p| p.diagonal_count() * (s.level + 2) * self.params.degree() * 8)
-            })
+            .map(|s| self.plaintext_bytes(s))
             .sum();
         MemoryEstimate {
             ciphertexts: peak,

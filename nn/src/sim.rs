@@ -6,7 +6,7 @@
 
 use crate::error::{shape_err, Result};
 use crate::plan::{Mode, PackedLinear, Plan, StepOp};
-use crate::poly::{eval_tree, PolyBackend};
+use he_core::circuits::polynomial::{CleartextBackend, PolynomialEvaluator};
 use std::cell::RefCell;
 
 /// A small deterministic Gaussian generator (SplitMix64 + Box–Muller), for noise simulation.
@@ -83,48 +83,6 @@ impl Noise<'_> {
         if let Some(m) = self.model {
             self.add(v, m.rescale);
         }
-    }
-}
-
-struct SimBackend<'a, 'b>(&'a Noise<'b>);
-
-impl PolyBackend for SimBackend<'_, '_> {
-    type Value = Vec<f64>;
-    type Error = std::convert::Infallible;
-    fn powers(
-        &self,
-        u: &Vec<f64>,
-        count: usize,
-    ) -> std::result::Result<Vec<Vec<f64>>, Self::Error> {
-        let mut p = vec![u.clone()];
-        for j in 1..count {
-            let mut next: Vec<f64> = p[j - 1].iter().map(|v| v * v).collect();
-            self.0.rescale(&mut next);
-            p.push(next);
-        }
-        Ok(p)
-    }
-    fn linear_leaf(
-        &self,
-        u: &Vec<f64>,
-        c1: f64,
-        c0: f64,
-        _: f64,
-    ) -> std::result::Result<Vec<f64>, Self::Error> {
-        let mut v: Vec<f64> = u.iter().map(|x| c1 * x + c0).collect();
-        self.0.rescale(&mut v);
-        Ok(v)
-    }
-    fn factor_target(&self, _: &Vec<f64>, t: f64) -> f64 {
-        t
-    }
-    fn mul(&self, q: Vec<f64>, p: &Vec<f64>) -> std::result::Result<Vec<f64>, Self::Error> {
-        let mut v: Vec<f64> = q.iter().zip(p).map(|(a, b)| a * b).collect();
-        self.0.rescale(&mut v);
-        Ok(v)
-    }
-    fn add(&self, a: Vec<f64>, b: Vec<f64>) -> std::result::Result<Vec<f64>, Self::Error> {
-        Ok(a.iter().zip(&b).map(|(x, y)| x + y).collect())
     }
 }
 
@@ -251,11 +209,15 @@ impl Plan {
                         u.iter_mut().for_each(|v| *v /= poly.bound);
                         noise.rescale(&mut u);
                     }
-                    let be = SimBackend(noise);
-                    match eval_tree(&be, &u, &poly.coeffs, 1.0) {
-                        Ok(v) => v,
-                        Err(e) => match e {},
-                    }
+                    // he-core's polynomial evaluator on cleartext values: the same
+                    // recursion, levels, scales and constant roundings as the engine.
+                    let hook = |v: &mut [f64]| noise.rescale(v);
+                    let be = CleartextBackend::new(self.params.q()).with_rescale_noise(&hook);
+                    let level = st.level + poly.depth();
+                    let u = be.value(u, level, self.scales[level])?;
+                    PolynomialEvaluator::new(&be)
+                        .evaluate(&u, &poly.series, self.scales[st.level])?
+                        .values
                 }
                 StepOp::Add => {
                     let (a, b) = (&vals[st.inputs[0]], &vals[st.inputs[1]]);

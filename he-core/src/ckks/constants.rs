@@ -387,7 +387,11 @@ mod tests {
         // (The decoder composes coefficients below ~2^120: rescale twice before decoding.)
         k.ev.rescale_assign(&mut a).unwrap();
         k.ev.rescale_assign(&mut a).unwrap();
-        assert!(k.stats("mul_const_scaled 2^100, 2 rescales", &want, &a).mean_bits > 30.0);
+        assert!(
+            k.stats("mul_const_scaled 2^100, 2 rescales", &want, &a)
+                .mean_bits
+                > 30.0
+        );
         // To a target scale that is not the prime.
         let target = 2f64.powi(43) * 1.234_567;
         let mut b = k.ev.mul_const_to_scale(&ct, c, target).unwrap();
@@ -411,7 +415,9 @@ mod tests {
         assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
         let mut low = ct.clone();
         k.ev.drop_to_level(&mut low, 0).unwrap();
-        let e = k.ev.mul_const_to_scale(&low, 1.0, 2f64.powi(40)).unwrap_err();
+        let e =
+            k.ev.mul_const_to_scale(&low, 1.0, 2f64.powi(40))
+                .unwrap_err();
         assert!(matches!(e, Error::OutOfLevels { .. }), "{e}");
         let mut x = ct.clone();
         assert!(matches!(
@@ -422,7 +428,9 @@ mod tests {
             k.ev.scale_up_assign(&mut x, 0),
             Err(Error::OutOfRange { .. })
         ));
-        let e = k.ev.add_complex_const(&ct, Complex64::new(0.0, 2f64.powi(90))).unwrap_err();
+        let e =
+            k.ev.add_complex_const(&ct, Complex64::new(0.0, 2f64.powi(90)))
+                .unwrap_err();
         assert!(matches!(e, Error::OutOfRange { .. }), "{e}");
     }
 
@@ -437,7 +445,9 @@ mod tests {
         let want: Vec<Complex64> = z.iter().map(|v| v * i).collect();
         assert!(k.stats("mul_by_i", &want, &a).mean_bits > 30.0);
         let c = Complex64::new(0.3, -1.25);
-        let mut b = k.ev.mul_complex_const_scaled(&ct, c, 2f64.powi(45)).unwrap();
+        let mut b =
+            k.ev.mul_complex_const_scaled(&ct, c, 2f64.powi(45))
+                .unwrap();
         k.ev.rescale_assign(&mut b).unwrap();
         let want: Vec<Complex64> = z.iter().map(|v| v * c).collect();
         assert!(k.stats("mul_complex_const_scaled", &want, &b).mean_bits > 30.0);

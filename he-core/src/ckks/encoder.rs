@@ -139,7 +139,11 @@ impl Encoder {
 
     /// The integer coefficients `round(scale · IDFT(values))` of the encoding of up to `N/2`
     /// complex values (missing slots are 0), checked to be below `2^126` in magnitude.
-    pub(crate) fn encode_coefficients(&self, values: &[Complex64], scale: f64) -> Result<Vec<i128>> {
+    pub(crate) fn encode_coefficients(
+        &self,
+        values: &[Complex64],
+        scale: f64,
+    ) -> Result<Vec<i128>> {
         let slots = self.slots();
         if values.len() > slots {
             return Err(Error::OutOfRange {
