@@ -219,8 +219,9 @@ impl Diagonals {
 /// How the diagonal indices are split into baby and giant steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BabySteps {
-    /// The power of two `n1` that minimises the rotation count (giant steps weighted 1.5×:
-    /// baby steps share one decomposition).
+    /// The power of two `n1` that minimises the cost of the rotations: a giant step counts
+    /// 4 baby steps (baby steps share one decomposition and skip ModDown; a giant step is a
+    /// whole key switch).
     #[default]
     Auto,
     /// A fixed power of two `n1`.
@@ -282,7 +283,7 @@ fn best_n1(indices: &[usize], slots: usize) -> usize {
         giant.sort_unstable();
         giant.dedup();
         let cost = baby.iter().filter(|j| **j != 0).count() as f64
-            + 1.5 * giant.iter().filter(|i| **i != 0).count() as f64;
+            + 4.0 * giant.iter().filter(|i| **i != 0).count() as f64;
         if cost < best.0 {
             best = (cost, n1);
         }

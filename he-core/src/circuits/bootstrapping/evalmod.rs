@@ -222,17 +222,19 @@ mod tests {
 
     #[test]
     fn interpolant_and_double_angles_approximate_the_sine() {
-        let em = EvalMod::new(EvalModConfig {
-            k_bound: 16.0,
-            double_angle: 3,
-            degree: 63,
-            log_message_ratio: 8.0,
-            arcsine: ArcSine::None,
-        })
-        .unwrap();
-        assert_eq!(em.depth(), 9);
-        let err = em.approximation_error(2f64.powi(-6));
-        println!("EvalMod approximation error: 2^{:.1}", err.log2());
-        assert!(err < 2f64.powi(-40), "2^{}", err.log2());
+        for (degree, r) in [(63, 3), (31, 4)] {
+            let em = EvalMod::new(EvalModConfig {
+                k_bound: 16.0,
+                double_angle: r,
+                degree,
+                log_message_ratio: 8.0,
+                arcsine: ArcSine::None,
+            })
+            .unwrap();
+            assert_eq!(em.depth(), 9);
+            let err = em.approximation_error(2f64.powi(-6));
+            println!("EvalMod degree {degree}, r = {r}: approximation error 2^{:.1}", err.log2());
+            assert!(err < 2f64.powi(-38), "2^{}", err.log2());
+        }
     }
 }

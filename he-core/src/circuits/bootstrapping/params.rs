@@ -20,6 +20,10 @@ pub struct BootstrapConfig {
     pub log_scale: f64,
     /// Bits of the SlotToCoeff primes, one per factor of the DFT.
     pub slots_to_coeff: Vec<u32>,
+    /// `log2` of the scale EvalMod hands to SlotToCoeff, whose factors walk it down to the
+    /// default scale. Higher lowers the weight of EvalMod's noise; lower leaves the factors'
+    /// plaintexts a larger scale (`q_l·(Δ/S)^(1/factors)`), hence more precise diagonals.
+    pub slots_to_coeff_input_bits: u32,
     /// Bits of each EvalMod prime (there are [`EvalModConfig::depth`] of them); also `log2` of
     /// EvalMod's working scale.
     pub eval_mod_bits: u32,
@@ -42,20 +46,22 @@ pub struct BootstrapConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootstrapPreset {
     /// `N = 2^16`, full slots (2^15), uniform ternary secret, 128-bit by the HE standard's
-    /// table: `log2(QP) = 1746 ≤ 1761`.
+    /// table: `log2(QP) = 1760 ≤ 1761`.
     ///
     /// - `q_0`: 60 bits; 9 levels of 40 bits left after bootstrapping (default scale `2^40`);
-    /// - SlotToCoeff: 3 factors of 5 merged butterfly stages, 40-bit primes;
-    /// - EvalMod: 11 levels of 60 bits (Chebyshev degree 63 = depth 6, 3 double-angle steps,
-    ///   the degree-3 arcsine correction), `K = 16`, message ratio `2^8`;
-    /// - CoeffToSlot: 3 factors, 60-bit primes;
+    /// - SlotToCoeff: 3 factors of 5 merged butterfly stages, 40-bit primes, walking the scale
+    ///   from `2^61` down to `2^40`;
+    /// - EvalMod: 11 levels of 61 bits (Chebyshev degree 31 = depth 5, 4 double-angle steps,
+    ///   the degree-3 arcsine correction), `K = 16`, message ratio `2^7`;
+    /// - CoeffToSlot: 3 factors, 61-bit primes (its output scale `2^61`: CoeffToSlot's rescale
+    ///   noise, amplified by `R·K` in EvalMod, is the largest term at `N = 2^16`);
     /// - `P`: 6 primes of 61 bits, `α = 6` (5 key-switching digits);
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
     N16Levels9,
     /// As [`N16Levels9`](Self::N16Levels9) without the arcsine correction: 2 levels fewer in
-    /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1687`). Faster, and as precise
-    /// on data whose coefficients are small (random slots); a large constant component loses
-    /// precision as `(2π·c/R)²/6` (about 16 bits for `c = 0.5`).
+    /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1699`), message ratio `2^8`.
+    /// Faster, and as precise on data whose coefficients are small (random slots); a large
+    /// constant component loses precision as `(2π·c/R)²/6` (about 16 bits for `c = 0.5`).
     N16Levels9NoArcSine,
     /// The same layout at `N = 2^12` with 2 levels after bootstrapping, 2-factor DFTs and the
     /// arcsine correction (2 more EvalMod levels): **not secure** (the chain is far too long for `N = 2^12`); for tests and tutorials only.
@@ -67,8 +73,8 @@ impl BootstrapConfig {
     pub fn preset(p: BootstrapPreset) -> Self {
         let eval_mod = EvalModConfig {
             k_bound: 16.0,
-            double_angle: 3,
-            degree: 63,
+            double_angle: 4,
+            degree: 31,
             log_message_ratio: 8.0,
             arcsine: ArcSine::None,
         };
@@ -78,6 +84,7 @@ impl BootstrapConfig {
                 alpha: Some(6),
                 eval_mod: EvalModConfig {
                     arcsine: ArcSine::Degree3,
+                    log_message_ratio: 7.0,
                     ..eval_mod
                 },
                 ..Self::preset(BootstrapPreset::N16Levels9NoArcSine)
@@ -88,8 +95,9 @@ impl BootstrapConfig {
                 residual_bits: vec![40; 9],
                 log_scale: 40.0,
                 slots_to_coeff: vec![40; 3],
-                eval_mod_bits: 60,
-                coeff_to_slot: vec![60; 3],
+                slots_to_coeff_input_bits: 61,
+                eval_mod_bits: 61,
+                coeff_to_slot: vec![61; 3],
                 log_p: vec![61; 7],
                 alpha: Some(7),
                 eval_mod,
@@ -106,8 +114,9 @@ impl BootstrapConfig {
                 residual_bits: vec![40; 2],
                 log_scale: 40.0,
                 slots_to_coeff: vec![40; 2],
-                eval_mod_bits: 60,
-                coeff_to_slot: vec![60; 2],
+                slots_to_coeff_input_bits: 61,
+                eval_mod_bits: 61,
+                coeff_to_slot: vec![61; 2],
                 log_p: vec![61; 4],
                 alpha: Some(4),
                 sparse_secret: Some(32),
