@@ -1123,6 +1123,12 @@ impl PyCiphertext {
 
 #[pymethods]
 impl PyCiphertext {
+    /// `None`: numpy defers `array + ciphertext` (and `-`, `*`) to the ciphertext's reflected
+    /// operators instead of broadcasting element by element.
+    #[classattr]
+    fn __array_ufunc__(py: Python<'_>) -> PyObject {
+        py.None()
+    }
     /// Level (rescalings left).
     #[getter]
     fn level(&self) -> usize {

@@ -17,7 +17,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -29,31 +29,31 @@ mod container;
 mod nnapi;
 
 create_exception!(
-    _homefhe,
+    homefhe,
     HomeError,
     PyException,
     "Base class of every error raised by HomE; the message is the Rust library's."
 );
 create_exception!(
-    _homefhe,
+    homefhe,
     DecodeError,
     HomeError,
     "Serialized bytes were rejected (truncated, corrupted, wrong type or version)."
 );
 create_exception!(
-    _homefhe,
+    homefhe,
     ParameterMismatchError,
     HomeError,
     "An object made under other parameters than the context it is used with."
 );
 create_exception!(
-    _homefhe,
+    homefhe,
     MissingKeyError,
     HomeError,
     "An operation needs an evaluation key (relinearization, rotation) that was not generated."
 );
 create_exception!(
-    _homefhe,
+    homefhe,
     InternalError,
     HomeError,
     "A bug inside HomE (a Rust panic caught at the boundary); please report it."
@@ -262,7 +262,7 @@ fn _debug_panic(py: Python<'_>) -> PyResult<()> {
 
 // ----- bytes helpers ------------------------------------------------------------------------
 
-/// Accepts `bytes`, `bytearray` or any buffer that `bytes(...)` accepts.
+/// Accepts `bytes`, `bytearray` or `memoryview` (anything else is a `TypeError`).
 pub(crate) fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.downcast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
@@ -270,13 +270,15 @@ pub(crate) fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>>
     if let Ok(b) = obj.downcast::<PyByteArray>() {
         return Ok(Cow::Owned(b.to_vec()));
     }
-    let py = obj.py();
-    let b = py
-        .get_type::<PyBytes>()
-        .call1((obj,))
-        .map_err(|_| pyo3::exceptions::PyTypeError::new_err("expected bytes-like data"))?;
-    let b = b.downcast_into::<PyBytes>()?;
-    Ok(Cow::Owned(b.as_bytes().to_vec()))
+    if let Ok(m) = obj.downcast::<PyMemoryView>() {
+        let b = m.call_method0("tobytes")?;
+        let b = b.downcast_into::<PyBytes>()?;
+        return Ok(Cow::Owned(b.as_bytes().to_vec()));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "expected bytes, bytearray or memoryview, got {}",
+        obj.get_type().name()?
+    )))
 }
 
 /// The pure-Python reconstructor used by `__reduce__` (importable by pickle).
