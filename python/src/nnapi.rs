@@ -5,7 +5,7 @@
 //! model, the parameters and the public evaluation keys (`Plan.run`, which builds nn's
 //! `Engine` from the plan and an `EvalKeyProvider`, never from a secret key).
 
-use crate::ckks::{Ctx, PyContext, PyEvalKeys, PyPublicKey, PySecretKey};
+use crate::ckks::{Ctx, KeysInner, PyContext, PyEvalKeys, PyPublicKey, PySecretKey};
 use crate::container::{self, Meta, TENSOR_MAGIC};
 use crate::{bytes_of, caught, count_secret_key, guard, restorer, Failure, Res};
 use he_core::ckks::{Ciphertext as CoreCt, Decryptor, Encryptor};
@@ -275,8 +275,9 @@ impl PyModel {
 pub(crate) struct PyPlan {
     plan: Arc<Plan>,
     ctx: Arc<Ctx>,
-    /// The engine of the last evaluation keys used (weights are encoded once per engine).
-    engine: Mutex<Option<(usize, Arc<Engine>)>>,
+    /// The engine of the last evaluation keys used (weights are encoded once per engine); the
+    /// keys are held so that identity by pointer stays valid.
+    engine: Mutex<Option<(Arc<KeysInner>, Arc<Engine>)>>,
 }
 
 impl PyPlan {
@@ -290,11 +291,10 @@ impl PyPlan {
         keys: &PyEvalKeys,
         threads: Option<usize>,
     ) -> PyResult<Arc<Engine>> {
-        let id = Arc::as_ptr(&keys.inner) as usize;
         {
             let g = self.engine.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((k, e)) = g.as_ref() {
-                if *k == id {
+                if Arc::ptr_eq(k, &keys.inner) {
                     return Ok(e.clone());
                 }
             }
@@ -302,7 +302,8 @@ impl PyPlan {
         let plan = self.plan.clone();
         let set: Arc<dyn EvalKeyProvider> = keys.inner.set.clone();
         let e = Arc::new(guard(py, threads, move || Ok(Engine::new(&plan, set)?))?);
-        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) = Some((id, e.clone()));
+        *self.engine.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((keys.inner.clone(), e.clone()));
         Ok(e)
     }
 }

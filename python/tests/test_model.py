@@ -141,3 +141,13 @@ def test_gil_released_during_run(plan, plan_keys, images):
         t.join()
     # With the GIL held for the whole call the spinning thread would get almost no ticks.
     assert ticks > 1000, (ticks, elapsed)
+
+
+def test_tensor_of_another_mode_is_refused(model, plan, plan_keys, images):
+    """A throughput-mode tensor under the same parameters given to a latency plan: an error
+    (or, at worst, a caught internal error), never a crash."""
+    sk, ek = plan_keys
+    tp = model.plan(mode="throughput", context=plan.context)
+    ct = tp.encrypt_input(images[:2], sk)
+    with pytest.raises(homefhe.HomeError):
+        plan.run(ct, ek)
