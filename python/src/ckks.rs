@@ -755,11 +755,17 @@ impl PyEvalKeys {
         let mut set = EvalKeySet::new();
         let mut seen_relin = false;
         let mut seen = std::collections::BTreeSet::new();
+        let mut others = std::collections::BTreeSet::new();
         for b in o.blobs {
             let k = KeySwitchKey::from_bytes(&ctx.params, b)?;
-            let dup = match k.kind() {
-                KeyKind::Relinearization => std::mem::replace(&mut seen_relin, true),
-                KeyKind::Galois(g) => !seen.insert(g),
+            // Compared, not matched: he-core adds key kinds (bootstrapping's) over time.
+            let kind = k.kind();
+            let dup = if kind == KeyKind::Relinearization {
+                std::mem::replace(&mut seen_relin, true)
+            } else if let KeyKind::Galois(g) = kind {
+                !seen.insert(g)
+            } else {
+                !others.insert(format!("{kind:?}"))
             };
             if dup {
                 return Err(Failure::Decode(
