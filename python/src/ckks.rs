@@ -1235,8 +1235,14 @@ impl PyCiphertext {
                 "scale must be finite and positive, got {scale}"
             )));
         }
-        let mut ct = self.ct.clone();
-        ct.set_scale(scale);
+        // Rebuilt from its parts (the public constructor), the data unchanged.
+        let ct = caught(|| {
+            Ok(CoreCt::from_parts(
+                self.ct.parts().to_vec(),
+                scale,
+                self.ct.params_hash(),
+            )?)
+        })?;
         Ok(self.derive(ct, self.len))
     }
     /// Rotates the slots left by `steps` (negative: right), as `numpy.roll(x, -steps)` over
