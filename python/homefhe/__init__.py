@@ -72,4 +72,8 @@ def _restore(kind, *args):
     if kind == "Model":
         data, degree, bound = args
         return Model.from_onnx_bytes(data, activation_degree=degree, activation_bound=bound)
+    if kind == "Plan":
+        params, data, degree, bound, mode, calibration = args
+        model = Model.from_onnx_bytes(data, activation_degree=degree, activation_bound=bound)
+        return model.plan(mode=mode, context=Context.from_bytes(params), calibration=calibration)
     return _native._restore_native(kind, *args)

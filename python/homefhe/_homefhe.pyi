@@ -307,6 +307,8 @@ class Model:
     @property
     def notes(self) -> list[Tuple[str, str, str]]:
         """What import did with each node: ``(node, op, became)``."""
+    def to_bytes(self) -> bytes:
+        """The ONNX bytes the model was imported from."""
     def forward(self, x: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Exact cleartext forward pass: ``(B, output_len)``."""
     def plan(
@@ -325,7 +327,8 @@ class Model:
 
 class Plan:
     """A planned model; ``print(plan)`` shows nn's report. Client: ``keygen``,
-    ``encrypt_input``, ``decrypt_output``. Server: ``run`` (public evaluation keys only)."""
+    ``encrypt_input``, ``decrypt_output``. Server: ``run`` (public evaluation keys only).
+    Pickles as the model, the parameters, the mode and the calibration inputs."""
 
     @property
     def context(self) -> Context: ...

@@ -85,7 +85,7 @@ fn to_2d<'py>(
 pub(crate) struct PyModel {
     net: he_nn::Network,
     notes: Vec<(String, String, String)>,
-    onnx: Vec<u8>,
+    onnx: Arc<Vec<u8>>,
     opts: ImportOptions,
 }
 
@@ -102,7 +102,7 @@ impl PyModel {
                 .map(|n| (n.node.clone(), n.op.clone(), n.became.clone()))
                 .collect(),
             net: m.network,
-            onnx: bytes,
+            onnx: Arc::new(bytes),
             opts,
         })
     }
@@ -226,6 +226,7 @@ impl PyModel {
         if let Some(c) = calibration {
             o.calibration = batch_of(&c, self.input_len())?;
         }
+        let calibration = o.calibration.clone();
         let net = &self.net;
         let (plan, ctx) = guard(py, None, move || {
             let p = Plan::new(net, &o)?;
@@ -236,7 +237,15 @@ impl PyModel {
             plan: Arc::new(plan),
             ctx,
             engine: Mutex::new(None),
+            onnx: self.onnx.clone(),
+            opts: self.opts,
+            calibration,
         })
+    }
+
+    /// The ONNX bytes the model was imported from (load with `Model.from_onnx_bytes`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.onnx)
     }
 
     fn __reduce__<'py>(
@@ -278,6 +287,11 @@ pub(crate) struct PyPlan {
     /// The engine of the last evaluation keys used (weights are encoded once per engine); the
     /// keys are held so that identity by pointer stays valid.
     engine: Mutex<Option<(Arc<KeysInner>, Arc<Engine>)>>,
+    /// The model's ONNX bytes and import options, and the calibration inputs (for pickling:
+    /// a plan is rebuilt from the model, its parameters and these).
+    onnx: Arc<Vec<u8>>,
+    opts: ImportOptions,
+    calibration: Vec<Vec<f64>>,
 }
 
 impl PyPlan {
@@ -394,6 +408,31 @@ impl PyPlan {
     }
     fn __str__(&self) -> String {
         self.plan.describe()
+    }
+    /// Pickles as the model's ONNX bytes, the parameters, the mode and the calibration inputs;
+    /// unpickling plans again under the same parameters (the identical plan).
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let calibration = if self.calibration.is_empty() {
+            py.None().into_bound(py)
+        } else {
+            to_2d(py, self.calibration.clone(), self.plan.input_len())?.into_any()
+        };
+        let args = PyTuple::new(
+            py,
+            [
+                "Plan".into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &self.ctx.params.to_bytes()).into_any(),
+                PyBytes::new(py, &self.onnx).into_any(),
+                self.opts.activation_degree.into_pyobject(py)?.into_any(),
+                self.opts.activation_bound.into_pyobject(py)?.into_any(),
+                mode_name(self.plan.mode).into_pyobject(py)?.into_any(),
+                calibration,
+            ],
+        )?;
+        Ok((restorer(py)?, args))
     }
     fn __repr__(&self) -> String {
         format!(

@@ -151,3 +151,15 @@ def test_tensor_of_another_mode_is_refused(model, plan, plan_keys, images):
     ct = tp.encrypt_input(images[:2], sk)
     with pytest.raises(homefhe.HomeError):
         plan.run(ct, ek)
+
+
+def test_plan_and_model_pickle(model, plan, plan_keys, images):
+    sk, ek = plan_keys
+    back = pickle.loads(pickle.dumps(plan))
+    assert back.describe() == plan.describe()
+    out = back.run(plan.encrypt_input(images[:1], sk), ek)
+    assert plan.decrypt_output(out, sk).shape == (1, 10)
+    assert homefhe.Model.from_onnx_bytes(model.to_bytes()).notes == model.notes
+    calibrated = model.plan(mode="throughput", log_n=13, min_scale_bits=24, calibration=images[:8])
+    again = pickle.loads(pickle.dumps(calibrated))
+    assert again.describe() == calibrated.describe()
