@@ -744,6 +744,15 @@ impl PyEvalKeys {
         ))
     }
 
+    /// [`encode`](Self::encode) without the GIL (key sets are tens of MiB).
+    fn encode_unlocked(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let me = Self {
+            ctx: self.ctx.clone(),
+            inner: self.inner.clone(),
+        };
+        guard(py, None, move || me.encode())
+    }
+
     pub(crate) fn decode(ctx: &Arc<Ctx>, bytes: &[u8]) -> Res<Self> {
         let o = container::open("evaluation keys", KEYSET_MAGIC, bytes)?;
         ctx.params.check_hash(o.params_hash)?;
@@ -817,7 +826,7 @@ impl PyEvalKeys {
     }
     /// A container of HomE-format keys (each seeded, half size), checksummed.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = caught(|| self.encode())?;
+        let b = self.encode_unlocked(py)?;
         Ok(PyBytes::new(py, &b))
     }
     /// Loads keys written by `to_bytes`, validated against `context`.
@@ -835,7 +844,7 @@ impl PyEvalKeys {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        let b = caught(|| self.encode())?;
+        let b = self.encode_unlocked(py)?;
         reduce(py, "EvalKeys", &self.ctx, b)
     }
     fn __repr__(&self) -> String {

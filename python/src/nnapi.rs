@@ -616,32 +616,40 @@ pub(crate) struct PyEncryptedTensor {
     count: usize,
 }
 
-impl PyEncryptedTensor {
-    fn encode(&self) -> Vec<u8> {
-        let mut meta = Vec::new();
-        let mut put = |v: usize| meta.extend_from_slice(&(v as u64).to_le_bytes());
-        put(self.count);
-        put(self.chunks.len());
-        let mut blobs = Vec::new();
-        for c in &self.chunks {
-            match c.layout {
-                TensorLayout::Batch { batch, len } => {
-                    put(0);
-                    put(batch);
-                    put(len);
-                    put(0);
-                }
-                TensorLayout::Packed(l) => {
-                    put(1);
-                    put(l.len);
-                    put(l.period);
-                    put(l.tiles);
-                }
+/// Writes an encrypted tensor: layouts in the metadata, ciphertexts as HomE blobs.
+fn encode_tensor(ctx: &Ctx, chunks: &[EncryptedTensor], count: usize) -> Vec<u8> {
+    let mut meta = Vec::new();
+    let mut put = |v: usize| meta.extend_from_slice(&(v as u64).to_le_bytes());
+    put(count);
+    put(chunks.len());
+    let mut blobs = Vec::new();
+    for c in chunks {
+        match c.layout {
+            TensorLayout::Batch { batch, len } => {
+                put(0);
+                put(batch);
+                put(len);
+                put(0);
             }
-            put(c.cts.len());
-            blobs.extend(c.cts.iter().map(|ct| ct.to_bytes()));
+            TensorLayout::Packed(l) => {
+                put(1);
+                put(l.len);
+                put(l.period);
+                put(l.tiles);
+            }
         }
-        container::write(TENSOR_MAGIC, self.ctx.params.hash(), &meta, &blobs)
+        put(c.cts.len());
+        blobs.extend(c.cts.iter().map(|ct| ct.to_bytes()));
+    }
+    container::write(TENSOR_MAGIC, ctx.params.hash(), &meta, &blobs)
+}
+
+impl PyEncryptedTensor {
+    /// [`encode_tensor`] without the GIL (a throughput batch is hundreds of MiB).
+    fn encode_unlocked(&self, py: Python<'_>) -> PyResult<Vec<u8>> {
+        let chunks = &self.chunks;
+        let (ctx, count) = (self.ctx.clone(), self.count);
+        guard(py, None, move || Ok(encode_tensor(&ctx, chunks, count)))
     }
 
     fn decode(ctx: &Arc<Ctx>, bytes: &[u8]) -> Res<Self> {
@@ -753,7 +761,7 @@ impl PyEncryptedTensor {
     }
     /// A checksummed container of HomE-format ciphertexts with their layout.
     fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let b = caught(|| Ok(self.encode()))?;
+        let b = self.encode_unlocked(py)?;
         Ok(PyBytes::new(py, &b))
     }
     /// Loads a tensor written by `to_bytes`, validated against `context`.
@@ -771,7 +779,7 @@ impl PyEncryptedTensor {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        let body = caught(|| Ok(self.encode()))?;
+        let body = self.encode_unlocked(py)?;
         let args = PyTuple::new(
             py,
             [
