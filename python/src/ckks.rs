@@ -957,7 +957,8 @@ fn checked_len(length: Option<usize>, ctx: &Ctx) -> PyResult<usize> {
 
 /// A CKKS ciphertext of a vector of up to `slots` real values.
 ///
-/// Operators: `+`, `-` (ciphertext, numpy array or scalar; levels are aligned by dropping
+/// Operators: `+`, `-` (ciphertext, numpy array or scalar — a scalar is added to the first
+/// `len(self)` values only, the other slots stay zero; levels are aligned by dropping
 /// limbs, which is exact; scales must match), `*` (by a ciphertext: multiply and relinearize
 /// when a relinearization key is available; by an array or a scalar: encoded at the scale of
 /// the prime the next `rescale()` removes, so rescaling restores the scale exactly), unary `-`.
@@ -1102,7 +1103,14 @@ impl PyCiphertext {
         op: Bin,
         keys: Option<Arc<KeysInner>>,
     ) -> PyResult<Self> {
-        let b = operand(&self.ctx, other)?;
+        let mut b = operand(&self.ctx, other)?;
+        // A scalar is added to the vector's `len` values only, so that the slots after them
+        // stay zero (what `sum` and `dot` rely on).
+        if let (Operand::Scalar(c), Bin::Add | Bin::Sub | Bin::RSub) = (&b, op) {
+            if self.len < self.ctx.params.slots() {
+                b = Operand::Values(vec![*c; self.len]);
+            }
+        }
         let len = match &b {
             Operand::Ct(_) => {
                 let o = other.downcast::<PyCiphertext>()?.get().len;

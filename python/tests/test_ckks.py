@@ -146,6 +146,9 @@ def test_sum_and_dot(ctx, sk, ek, rng):
     assert abs(sk.decrypt(s)[0] - a.sum()) < 1e-5
     assert abs(sk.decrypt(x.dot(y))[0] - a @ b) < 1e-4
     assert abs(sk.decrypt(x.dot(b))[0] - a @ b) < 1e-4
+    # Scalars touch only the vector's values: the padding slots stay zero for sum().
+    assert abs(sk.decrypt((x + 1.5).sum())[0] - (a + 1.5).sum()) < 1e-5
+    assert abs(sk.decrypt((2 - x).sum())[0] - (2 - a).sum()) < 1e-5
 
 
 def test_polynomial_expression(ctx, sk, ek, rng):
