@@ -226,8 +226,9 @@ class Plaintext:
 class Ciphertext:
     """A CKKS ciphertext of up to ``slots`` real values.
 
-    ``+``/``-`` with a ciphertext, an array or a scalar (levels aligned by dropping limbs, which
-    is exact; scales must match); ``*`` by a ciphertext (relinearized when a relinearization key
+    ``+``/``-`` with a ciphertext, an array or a scalar (a scalar is added to the first
+    ``len(self)`` values only; levels aligned by dropping limbs, which is exact; scales must
+    match); ``*`` by a ciphertext (relinearized when a relinearization key
     is available) or by an array/scalar (encoded at the scale of the prime the next
     ``rescale()`` removes, so rescaling restores the scale exactly); unary ``-``.
     """
