@@ -180,10 +180,6 @@ fn choice(model: &Path, a: &PlanArgs, input_len: usize) -> Result<PlanChoice> {
         log_n: a.log_n,
         scale_bits: a.scale_bits,
         dnum: a.dnum,
-        import: he_nn::onnx::ImportOptions {
-            activation_degree: a.activation_degree,
-            activation_bound: a.activation_bound,
-        },
         calibration,
     })
 }
@@ -364,7 +360,8 @@ fn cmd_plan(out: &Out, model_path: &Path, a: &PlanArgs, estimate: bool) -> Resul
     Ok(report)
 }
 
-fn key_info(model_path: &Path, plan: &Plan, a: &PlanArgs) -> Result<KeyInfo> {
+fn key_info(model_path: &Path, plan: &Plan, a: &PlanArgs, pk: &PublicKey) -> Result<KeyInfo> {
+    use he_core::serialize::Serializable;
     let (input_scale, input_shift) = preprocessing(model_path, a);
     Ok(KeyInfo {
         format: "home-keys".into(),
@@ -376,6 +373,7 @@ fn key_info(model_path: &Path, plan: &Plan, a: &PlanArgs) -> Result<KeyInfo> {
         model_xxh3: hex64(file_xxh3(model_path)?),
         mode: mode_name(plan.mode).into(),
         params_hash: hex64(plan.params.hash()),
+        key_id: hex64(xxhash_rust::xxh3::xxh3_64(&pk.to_bytes())),
         degree: plan.params.degree(),
         max_level: plan.params.max_level(),
         top_level: plan.top_level,
@@ -411,7 +409,6 @@ fn cmd_keygen(out: &Out, model_path: &Path, dir: &Path, a: &PlanArgs) -> Result<
             "the model has polynomial activations: give their interval with --activation-bound B (infer must rebuild the identical plan without calibration data)",
         );
     }
-    let info = key_info(model_path, &plan, a)?;
     let staged = StagedDir::new(dir)?;
     let t = Instant::now();
     let sk = SecretKey::generate(&plan.params).ctx("secret key")?;
@@ -421,6 +418,7 @@ fn cmd_keygen(out: &Out, model_path: &Path, dir: &Path, a: &PlanArgs) -> Result<
         0o600,
     )?;
     let pk = PublicKey::generate(&sk).ctx("public key")?;
+    let info = key_info(model_path, &plan, a, &pk)?;
     let store = write_server_store(&staged.path().join(SERVER_DIR), &plan.params, &info, &pk)?;
     let keystore = PmemKeyStore::new(Arc::new(store), KEY_PREFIX);
     let kg = KeyGenerator::new(&sk);
@@ -592,6 +590,7 @@ fn cmd_encrypt(
         format: "home-batch".into(),
         version: 1,
         params_hash: info.params_hash.clone(),
+        key_id: info.key_id.clone(),
         mode: info.mode.clone(),
         input_len: info.input_len,
         level: info.top_level,

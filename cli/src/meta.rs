@@ -15,7 +15,7 @@
 //! ```
 
 use crate::error::{fail, io_ctx, Context, Result};
-use crate::files::{hex64, parse_hex64, read};
+use crate::files::{hex64, read};
 use he_core::rlwe::Parameters;
 use he_nn::onnx::{load_onnx, ImportOptions, ImportedModel};
 use he_nn::{Mode, Plan, PlanOptions};
@@ -72,6 +72,9 @@ pub struct KeyInfo {
     pub mode: String,
     /// Parameters' hash (hex).
     pub params_hash: String,
+    /// Identity of this key set: XXH3-64 of the public key blob (hex). Batches record it, so
+    /// keys of another `keygen` with the same parameters are told apart.
+    pub key_id: String,
     /// Ring degree.
     pub degree: usize,
     /// Levels of the parameters.
@@ -140,6 +143,8 @@ pub struct Manifest {
     pub version: u32,
     /// Parameters' hash (hex).
     pub params_hash: String,
+    /// The key set the batch was encrypted for ([`KeyInfo::key_id`]).
+    pub key_id: String,
     /// Packing mode.
     pub mode: String,
     /// Input length.
@@ -189,13 +194,6 @@ impl Manifest {
             }
         }
         Ok(m)
-    }
-    /// Parameters' hash.
-    pub fn hash(&self) -> Result<u64> {
-        parse_hex64(&self.params_hash).map_or_else(
-            || fail(format!("manifest: bad params_hash {:?}", self.params_hash)),
-            Ok,
-        )
     }
 }
 
@@ -260,7 +258,7 @@ impl ServerKeys {
             .ctx(format!("{}: parameters", dir.display()))?;
         let info: KeyInfo = serde_json::from_slice(&bytes_object(&store, OBJ_KEYINFO, &dir)?)
             .ctx(format!("{}: key info", dir.display()))?;
-        if info.params_hash != hex64(params.hash()) {
+        if info.params_hash != hex64(params.hash()) || info.key_id.is_empty() {
             return fail(format!(
                 "{}: key info is for parameters {}, the stored parameters are {}",
                 dir.display(),
@@ -279,21 +277,28 @@ impl ServerKeys {
     /// The public key.
     pub fn public_key(&self) -> Result<he_core::rlwe::PublicKey> {
         use he_core::serialize::Serializable;
-        he_core::rlwe::PublicKey::from_bytes(
-            &self.params,
-            &bytes_object(&self.store, OBJ_PUBLIC, &self.dir)?,
-        )
-        .ctx(format!("{}: public key", self.dir.display()))
+        let b = bytes_object(&self.store, OBJ_PUBLIC, &self.dir)?;
+        if hex64(xxhash_rust::xxh3::xxh3_64(&b)) != self.info.key_id {
+            return fail(format!(
+                "{}: the public key is not the one of key set {}",
+                self.dir.display(),
+                self.info.key_id
+            ));
+        }
+        he_core::rlwe::PublicKey::from_bytes(&self.params, &b)
+            .ctx(format!("{}: public key", self.dir.display()))
     }
 
     /// Checks that a batch/result manifest belongs to these keys.
     pub fn check_manifest(&self, m: &Manifest, what: &Path) -> Result<()> {
-        if m.params_hash != self.info.params_hash {
+        if m.params_hash != self.info.params_hash || m.key_id != self.info.key_id {
             return fail(format!(
-                "{} was encrypted for parameters {}, but the keys in {} are for parameters {} (wrong key directory?)",
+                "{} was encrypted for key set {} (parameters {}), but {} holds key set {} (parameters {}): wrong key directory",
                 what.display(),
+                m.key_id,
                 m.params_hash,
                 self.dir.display(),
+                self.info.key_id,
                 self.info.params_hash
             ));
         }
@@ -320,8 +325,6 @@ pub struct PlanChoice {
     pub scale_bits: Option<u32>,
     /// Key-switching digits.
     pub dnum: Option<usize>,
-    /// Import options.
-    pub import: ImportOptions,
     /// Calibration inputs.
     pub calibration: Vec<Vec<f64>>,
 }
