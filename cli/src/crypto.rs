@@ -79,7 +79,7 @@ pub fn decode_outputs(
     let slots = encoder.params().slots();
     let decoded = cts
         .par_iter()
-        .map(|c| Ok(encoder.decode(&decryptor.decrypt(c)?)?))
+        .map(|c| encoder.decode(&decryptor.decrypt(c)?))
         .collect::<he_core::Result<Vec<_>>>()
         .ctx("decrypting")?;
     match mode {

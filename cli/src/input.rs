@@ -318,7 +318,7 @@ pub fn encode_predictions(path: &Path, logits: &[Vec<f64>]) -> Result<Vec<u8>> {
                 "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {width}), }}",
                 logits.len()
             );
-            while (10 + h.len() + 1) % 64 != 0 {
+            while !(10 + h.len() + 1).is_multiple_of(64) {
                 h.push(' ');
             }
             h.push('\n');

@@ -238,7 +238,7 @@ fn throughput_mode_png_and_npy_inputs_tiny_model() {
     }
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
     let mut h = "{'descr': '|u1', 'fortran_order': False, 'shape': (5, 1, 4, 4), }".to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -529,7 +529,7 @@ fn bad_input_fails_cleanly_without_partial_output() {
     // A model that needs more levels than the keys have (tiny keys: 3 levels; MNIST CNN: 5).
     let mut npy = b"\x93NUMPY\x01\x00".to_vec();
     let mut h = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 16), }".to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
