@@ -127,7 +127,8 @@ pub fn dispatch(cli: Cli) -> Result<Value> {
             keys,
             input,
             out: dir,
-        } => cmd_decrypt(&out, &keys, &input, &dir),
+            labels,
+        } => cmd_decrypt(&out, &keys, &input, &dir, labels.as_deref()),
         Cmd::Inspect { file } => cmd_inspect(&out, &file),
         Cmd::Run {
             model,
@@ -846,11 +847,23 @@ fn provider_prefetch(p: &PmemKeyStore, plan: &Plan) {
     }
 }
 
-fn cmd_decrypt(out: &Out, keys_dir: &Path, input: &Path, dest: &Path) -> Result<Value> {
+fn cmd_decrypt(
+    out: &Out,
+    keys_dir: &Path,
+    input: &Path,
+    dest: &Path,
+    labels: Option<&Path>,
+) -> Result<Value> {
+    let labels = labels.map(read_labels).transpose()?;
     let keys = ServerKeys::open(keys_dir, false)?;
     let sk = load_secret(keys_dir, &keys.params)?;
     let manifest = Manifest::load(input)?;
     keys.check_manifest(&manifest, input)?;
+    if let Some(l) = &labels {
+        if (l.len() as u64) < manifest.images {
+            return fail(format!("{} labels for {} images", l.len(), manifest.images));
+        }
+    }
     // Check the output name before the work.
     encode_predictions(dest, &[])?;
     let missing: Vec<u32> = manifest
@@ -917,7 +930,24 @@ fn cmd_decrypt(out: &Out, keys_dir: &Path, input: &Path, dest: &Path) -> Result<
         input.display(),
         dest.display()
     ));
-    Ok(json!({"ok": true, "images": logits.len(), "out": dest, "predictions": preds}))
+    let mut report = json!({"ok": true, "images": logits.len(), "out": dest, "predictions": preds});
+    if let Some(l) = labels {
+        if l.len() < preds.len() {
+            return fail(format!(
+                "{} labels for {} predictions",
+                l.len(),
+                preds.len()
+            ));
+        }
+        let right = preds.iter().zip(&l).filter(|(p, l)| p == l).count();
+        out.line(format!(
+            "accuracy {:.2} % ({right}/{})",
+            100.0 * right as f64 / preds.len() as f64,
+            preds.len()
+        ));
+        report["accuracy"] = json!(right as f64 / preds.len() as f64);
+    }
+    Ok(report)
 }
 
 fn describe_blob(b: &[u8], what: &str) -> Result<(String, Value)> {

@@ -159,6 +159,9 @@ pub enum Cmd {
         /// Output file: .csv (image, prediction, logits) or .npy (float64 logits).
         #[arg(long)]
         out: PathBuf,
+        /// Labels (IDX1, .npy, or one integer a line): also report the accuracy.
+        #[arg(long)]
+        labels: Option<PathBuf>,
     },
     /// Say what a HomE file or directory is (type, parameters, level, scale, size), validated.
     Inspect {
