@@ -37,7 +37,9 @@ struct Out {
 impl Out {
     fn line(&self, s: impl AsRef<str>) {
         if !self.json {
-            println!("{}", s.as_ref());
+            // A closed pipe (`home inspect ... | head`) is not an error worth a panic.
+            use std::io::Write;
+            let _ = writeln!(std::io::stdout().lock(), "{}", s.as_ref());
         }
     }
     /// A progress bar on stderr (hidden with --json and when stderr is not a terminal).

@@ -208,6 +208,11 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
+fn print_json(v: &serde_json::Value) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{v}");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -215,16 +220,13 @@ fn main() -> ExitCode {
     match commands::dispatch(cli) {
         Ok(report) => {
             if json {
-                println!("{report}");
+                print_json(&report);
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "error": e.to_string()})
-                );
+                print_json(&serde_json::json!({"ok": false, "error": e.to_string()}));
             }
             eprintln!("error: {e}");
             ExitCode::FAILURE
