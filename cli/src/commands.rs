@@ -402,6 +402,7 @@ fn cmd_keygen(out: &Out, model_path: &Path, dir: &Path, a: &PlanArgs) -> Result<
     let input_len: usize = model.network.input_shape().iter().product();
     let c = choice(model_path, a, input_len)?;
     let plan = plan_new(&model, &c)?;
+    info!(params = %plan.params.describe(), depth = plan.depth, galois = plan.galois_elements.len(), "keygen plan");
     if plan
         .steps
         .iter()
@@ -525,6 +526,7 @@ fn cmd_encrypt(
     let params = keys.params.clone();
     let slots = params.slots();
     let mut inputs = read_inputs(input, info.input_len, info.input_scale, info.input_shift)?;
+    info!(inputs = inputs.rows.len(), kind = inputs.kind, mode = %info.mode, "encrypt: inputs read");
     if let Some(k) = limit {
         inputs.rows.truncate(k.max(1));
     }
@@ -576,6 +578,12 @@ fn cmd_encrypt(
         };
         let bytes = chunk_bytes(&h, &cts);
         let file = format!("chunk-{i:05}.bin");
+        info!(
+            chunk = i,
+            images = rows.len(),
+            bytes = bytes.len(),
+            "encrypt: chunk written"
+        );
         write_atomic(&staged.path().join(&file), &bytes, 0o644)?;
         total += bytes.len() as u64;
         entries.push(ChunkEntry {
@@ -727,6 +735,7 @@ fn cmd_infer(out: &Out, a: &InferArgs) -> Result<Value> {
     keys.check_manifest(&manifest, &a.input)?;
     let model = load_model(&a.model, &keys.info.import_options())?;
     let plan = plan_for_keys(&model, &keys, &a.model)?;
+    info!(params = %plan.params.describe(), depth = plan.depth, key_store = %keys.dir.display(), "infer plan");
     if manifest.level != plan.top_level || manifest.input_len != plan.input_len() {
         return fail(format!(
             "{}: inputs of length {} at level {}, the model takes length {} at level {}",
@@ -886,6 +895,11 @@ fn cmd_decrypt(
     let mode = keys.info.mode()?;
     let encoder = Encoder::new(&keys.params).ctx("encoder")?;
     let decryptor = Decryptor::new(&sk);
+    info!(
+        chunks = manifest.chunks.len(),
+        images = manifest.images,
+        "decrypt"
+    );
     let pb = out.bar(manifest.chunks.len() as u64, "decrypt");
     let mut logits: Vec<Vec<f64>> = Vec::with_capacity(manifest.images as usize);
     for c in &manifest.chunks {
