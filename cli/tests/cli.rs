@@ -347,6 +347,16 @@ fn throughput_mode_png_and_npy_inputs_tiny_model() {
             );
         }
     }
+    // Only the keys the plan needs: throughput mode multiplies but never rotates.
+    let v = ok_json(&d, &["inspect", "keys"]);
+    let keys: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .filter(|k| k.starts_with("keys/"))
+        .collect();
+    assert_eq!(keys, ["keys/relin"]);
     // `run` on the same model and PNGs agrees with the cleartext run.
     let v = ok_json(&d, &["run", s(&m), "--in", "png", "--log-n", "13"]);
     assert_eq!(v["agreement_cleartext"], 5);
@@ -726,4 +736,25 @@ fn bad_input_fails_cleanly_without_partial_output() {
         &[],
         "another batch",
     );
+}
+
+#[test]
+fn json_reports_errors_and_verbose_logs() {
+    let d = tempdir("json");
+    let o = home(&d, &["inspect", "nothing-here", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("nothing-here"));
+    let tiny = d.join("tiny.onnx");
+    tiny_model(&tiny);
+    let o = home(
+        &d,
+        &["-v", "keygen", s(&tiny), "--out", "k", "--log-n", "13"],
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("INFO") && err.contains("keygen plan"), "{err}");
+    let o = home(&d, &["plan", s(&tiny), "--threads", "0"]);
+    assert_eq!(o.status.code(), Some(1));
 }
