@@ -65,14 +65,34 @@ MinJobAge=600
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=local Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
-# No cgroup.conf: proctrack/linuxproc and task/none need none, and slurmd autodetects the
-# cgroup version it inspects (Slurm 22.05 has no CgroupPlugin=disabled).
 
 if ! scontrol ping 2>/dev/null | grep -q UP; then
   slurmctld
 fi
+# slurmd initialises a cgroup plugin even with proctrack/linuxproc and task/none. Autodetection
+# (no cgroup.conf) works on most machines; where it does not (containers, mixed hierarchies),
+# try the v1 and v2 plugins explicitly. A cgroup.conf not written by this script is left alone.
+marker="# written by start-local-slurm.sh"
+start_slurmd() {
+  if [ -f "$conf_dir/cgroup.conf" ] && ! grep -q "$marker" "$conf_dir/cgroup.conf"; then
+    slurmd
+    return
+  fi
+  for plugin in "" cgroup/v1 cgroup/v2; do
+    if [ -z "$plugin" ]; then
+      rm -f "$conf_dir/cgroup.conf"
+    else
+      printf '%s\nCgroupPlugin=%s\n' "$marker" "$plugin" >"$conf_dir/cgroup.conf"
+    fi
+    if slurmd; then
+      return 0
+    fi
+    echo "start-local-slurm.sh: slurmd did not start with cgroup plugin '${plugin:-autodetect}'" >&2
+  done
+  return 1
+}
 if ! pgrep -x slurmd >/dev/null; then
-  slurmd
+  start_slurmd
 fi
 
 for _ in $(seq 100); do
