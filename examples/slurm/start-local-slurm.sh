@@ -95,11 +95,16 @@ if ! pgrep -x slurmd >/dev/null; then
   start_slurmd
 fi
 
-for _ in $(seq 100); do
+# Ready = slurmd alive and the controller sees the node responding ("idle", not "idle*").
+for _ in $(seq 150); do
+  if ! pgrep -x slurmd >/dev/null; then
+    start_slurmd
+  fi
   state=$(sinfo -h -n "$host" -o %t 2>/dev/null || true)
   case "$state" in
-    idle*|mix*|alloc*) echo "slurm: node $host $state ($cpus CPUs, ${mem_mb} MB)"; exit 0 ;;
-    down*|drain*) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
+    *'*') ;;
+    idle|mix|alloc) echo "slurm: node $host $state ($cpus CPUs, ${mem_mb} MB)"; exit 0 ;;
+    down|drain|drng|fail) scontrol update nodename="$host" state=resume 2>/dev/null || true ;;
   esac
   sleep 0.2
 done
