@@ -26,7 +26,7 @@ fn slurm_ready() -> Result<(), String> {
     let s = String::from_utf8_lossy(&o.stdout).into_owned();
     if o.status.success()
         && s.lines()
-            .any(|l| l.starts_with("idle") || l.starts_with("mix") || l.starts_with("alloc"))
+            .any(|l| matches!(l.trim(), "idle" | "mix" | "alloc" | "comp"))
     {
         Ok(())
     } else {
@@ -80,11 +80,23 @@ fn job_active(job: &str) -> bool {
 
 fn wait_job(job: &str, limit: Duration) {
     let t = Instant::now();
+    let mut down_since: Option<Instant> = None;
     while job_active(job) {
         assert!(
             t.elapsed() < limit,
             "job {job} still running after {limit:?}"
         );
+        // Fail fast when the node stops responding instead of waiting out the limit.
+        match slurm_ready() {
+            Ok(()) => down_since = None,
+            Err(why) => {
+                let since = *down_since.get_or_insert_with(Instant::now);
+                assert!(
+                    since.elapsed() < Duration::from_secs(30),
+                    "job {job}: {why}"
+                );
+            }
+        }
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -149,7 +161,7 @@ fn slurm_array_job_and_kill_resume() {
 
     // Run 1: the array job over all 64 images.
     let job = sbatch(&d, "result", "run1");
-    wait_job(&job, Duration::from_secs(600));
+    wait_job(&job, Duration::from_secs(400));
     let r = reports(&d, "run1", &job);
     for (i, rep) in r.iter().enumerate() {
         let rep = rep
@@ -205,7 +217,7 @@ fn slurm_array_job_and_kill_resume() {
         "scancel: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    wait_job(&job, Duration::from_secs(600));
+    wait_job(&job, Duration::from_secs(400));
     let killed_with = mine.iter().filter(|p| p.exists()).count();
     assert!(killed_with < mine.len(), "task 1 was not stopped mid-way");
     let r = reports(&d, "run2", &job);
@@ -221,7 +233,7 @@ fn slurm_array_job_and_kill_resume() {
     assert!(!o.status.success() && !d.join("p2.csv").exists());
     // Resubmit the whole array: finished shards skip, the killed one completes.
     let job2 = sbatch(&d, "result2", "run2b");
-    wait_job(&job2, Duration::from_secs(600));
+    wait_job(&job2, Duration::from_secs(400));
     let r = reports(&d, "run2b", &job2);
     for (i, rep) in r.iter().enumerate() {
         let rep = rep
