@@ -1060,6 +1060,17 @@ fn cmd_inspect(out: &Out, path: &Path) -> Result<Value> {
             path.display()
         ));
     }
+    // A file of a key store (segment, index, lock): the store it belongs to.
+    if let Some(dir) = path.parent() {
+        if dir.join(pmem_store::INDEX_FILE).is_file() {
+            out.line(format!(
+                "{}: part of the key store {}",
+                path.display(),
+                dir.display()
+            ));
+            return inspect_store(out, dir);
+        }
+    }
     let b = read(path)?;
     let what = path.display().to_string();
     if b.starts_with(&he_core::serialize::MAGIC) {

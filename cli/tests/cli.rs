@@ -186,6 +186,7 @@ fn keygen_encrypt_infer_decrypt_inspect_latency_sharded_and_resumable() {
         ("batch/chunk-00000.bin", "chunk"),
         ("res/chunk-00000.res", "chunk"),
         ("keys/secret.key", "SecretKey"),
+        ("cluster/index.log", "key-store"),
     ] {
         let v = ok_json(&d, &["inspect", f]);
         assert_eq!(v["type"], ty, "{f}: {v}");
