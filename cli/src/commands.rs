@@ -793,8 +793,16 @@ fn cmd_infer(out: &Out, a: &InferArgs) -> Result<Value> {
     let provider = Arc::new(PmemKeyStore::new(keys.store.clone(), KEY_PREFIX));
     provider_prefetch(&provider, &plan);
     let engine = Engine::new(&plan, provider).ctx("engine setup")?;
+    // Half-written outputs of this shard's chunks (a killed run): removed, and redone below.
+    let names: std::collections::BTreeSet<String> =
+        mine.iter().map(|c| result_file(c.index)).collect();
+    let stale = remove_stale_temps(&a.out, &|n| names.contains(n))?;
+    if !stale.is_empty() {
+        info!("removed half-written {stale:?}");
+    }
+    let mut redone = stale.len();
     let pb = out.bar(mine.len() as u64, &format!("shard {shard}/{shards}"));
-    let (mut done, mut skipped, mut images, mut redone) = (0usize, 0usize, 0u64, 0usize);
+    let (mut done, mut skipped, mut images) = (0usize, 0usize, 0u64);
     let t = Instant::now();
     for (c, src) in mine.iter().zip(&sources) {
         let dest = a.out.join(result_file(c.index));
@@ -806,11 +814,6 @@ fn cmd_infer(out: &Out, a: &InferArgs) -> Result<Value> {
             }
             warn!("{} is invalid; recomputing it", dest.display());
             redone += 1;
-        }
-        let stale = remove_stale_temps(&dest)?;
-        if stale > 0 {
-            info!("removed {stale} half-written file(s) of {}", dest.display());
-            redone += stale;
         }
         let bytes = read(&a.input.join(&c.file))?;
         let what = format!("{}/{}", a.input.display(), c.file);

@@ -222,26 +222,26 @@ pub fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
-/// Removes temporary files other runs left for `path` (a killed writer's half-written file).
-pub fn remove_stale_temps(path: &Path) -> Result<usize> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Ok(0);
-    };
-    let prefix = format!(".{}.tmp.", name.to_string_lossy());
-    let mut n = 0;
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+/// Removes the temporary files that killed writers left in `dir` for the final names that
+/// `wanted` accepts (one directory listing, however many outputs); returns the names whose
+/// temporaries were removed.
+pub fn remove_stale_temps(dir: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
     for e in fs::read_dir(dir).ctx(io_ctx("listing", dir))? {
         let e = e.ctx(io_ctx("listing", dir))?;
-        if e.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(target) = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp.").map(|(t, _)| t.to_string()))
+        else {
+            continue;
+        };
+        if wanted(&target) {
             fs::remove_file(e.path()).ctx(io_ctx("removing", &e.path()))?;
-            n += 1;
+            removed.push(target);
         }
     }
-    Ok(n)
+    Ok(removed)
 }
 
 /// `fsync` of a directory (makes a rename in it durable).
