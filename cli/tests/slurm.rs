@@ -276,5 +276,4 @@ fn slurm_array_job_and_kill_resume() {
         ],
     );
     assert_eq!(read_predictions(&d.join("p2.csv")), p1);
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -33,12 +33,30 @@ pub fn ort_predictions() -> Vec<usize> {
     l.iter().map(|v| he_nn::data::argmax(v)).collect()
 }
 
-/// A fresh, empty directory for one test.
-pub fn tempdir(name: &str) -> PathBuf {
+/// A fresh, empty directory for one test, removed when the test ends (set HOME_KEEP_TEST_DIRS=1
+/// to keep it for a look).
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("HOME_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn tempdir(name: &str) -> TempDir {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 /// `home ARGS` in `dir`, with one worker thread per call unless asked otherwise.
