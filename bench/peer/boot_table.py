@@ -55,20 +55,26 @@ def main(argv):
     if not rows:
         print("(no bootstrapping lines found)")
         return 0
-    head = ["logN", "threads", "peer", "boot s (median)", "HomE / OpenFHE", "prec min bits",
+    head = ["logN", "threads", "peer", "boot s (median)", "HomE / OpenFHE", "boot CPU s",
+            "CPU HomE / OpenFHE", "prec min bits",
             "prec mean bits", "prec median bits", "levels after", "keygen s", "keys GiB",
             "peak mem GiB", "secret", "reps"]
     print("| " + " | ".join(head) + " |")
-    print("|" + "|".join(["---:", "---:", "---"] + ["---:"] * 9 + ["---", "---:"]) + "|")
+    print("|" + "|".join(["---:", "---:", "---"] + ["---:"] * 11 + ["---", "---:"]) + "|")
     notes = []
     for key in sorted(rows, key=lambda k: (k[0], k[1], PEER_ORDER.get(k[2], 9), k[2])):
         logn, t, peer = key
         r = rows[key]
         ratio = DASH
+        cpu_ratio = DASH
         if peer == "home":
             o = rows.get((logn, t, "openfhe"))
             try:
                 ratio = f"{float(r['boot_s_median']) / float(o['boot_s_median']):.2f}"
+            except (TypeError, ValueError, KeyError, ZeroDivisionError):
+                pass
+            try:
+                cpu_ratio = f"{float(r['boot_cpu_s_median']) / float(o['boot_cpu_s_median']):.2f}"
             except (TypeError, ValueError, KeyError, ZeroDivisionError):
                 pass
         levels = str(r.get("levels_after", DASH))
@@ -79,6 +85,7 @@ def main(argv):
             mem = max(float(mem or 0), float(r["vm_hwm_mib"]))
         row = [str(logn), str(t), PEER_NAME.get(peer, peer),
                num(r.get("boot_s_median"), ".2f"), ratio,
+               num(r.get("boot_cpu_s_median"), ".2f"), cpu_ratio,
                num(r.get("prec_min_bits"), ".2f"), num(r.get("prec_mean_bits"), ".2f"),
                num(r.get("prec_median_bits"), ".2f"), levels,
                num(r.get("keygen_s"), ".1f"), gib(r.get("key_bytes"), 2 ** 30),

@@ -15,8 +15,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod ckks;
 pub mod circuits;
+pub mod ckks;
 pub mod error;
 pub mod math;
 pub mod ring;

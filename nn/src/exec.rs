@@ -3,6 +3,7 @@
 
 use crate::error::{shape_err, NnError, Result};
 use crate::plan::{Mode, PackedLayout, PackedLinear, Plan, StepOp};
+use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
 use he_core::ring::{Eval, Poly};
@@ -189,18 +190,29 @@ impl Plan {
 #[derive(Debug)]
 struct EncodedLinear {
     packed: Arc<PackedLinear>,
-    /// (block index, k) -> plaintext of the pre-rotated diagonal.
-    diags: Vec<BTreeMap<usize, Plaintext>>,
+    /// Per block (the plan's order): its diagonals encoded over `Q_l ∪ P` at the layer's input
+    /// level `l`, plaintext scale `Δ_l`.
+    blocks: Vec<LinearTransform>,
+    /// Per output tile: the packed bias at the output level and scale.
     bias: Vec<Plaintext>,
 }
 
+/// What a latency-mode step has encoded once, at engine setup.
+#[derive(Debug)]
+enum Encoded {
+    /// A linear layer's diagonals and bias.
+    Linear(EncodedLinear),
+    /// A constant addition's packed constant, one plaintext per tile.
+    AddConst(Vec<Plaintext>),
+}
+
 /// The server side: an evaluator with the plan's evaluation keys and (latency mode) the weight
-/// diagonals encoded once as plaintexts.
+/// diagonals, biases and constants encoded once as plaintexts.
 #[derive(Debug)]
 pub struct Engine {
     plan: Plan,
     eval: Evaluator,
-    encoded: Vec<Option<EncodedLinear>>,
+    encoded: Vec<Option<Encoded>>,
 }
 
 fn int_const(c: f64, scale: f64) -> Result<i64> {
@@ -215,48 +227,66 @@ fn int_const(c: f64, scale: f64) -> Result<i64> {
 }
 
 impl Engine {
-    /// Builds the engine (encodes latency-mode weights at their levels and scales).
+    /// Builds the engine: in latency mode, encodes every linear layer's blocks as he-core
+    /// [`LinearTransform`]s at the layer's input level and scale, and the biases and added
+    /// constants at their levels and scales, so that a run encodes nothing.
     pub fn new(plan: &Plan, keys: Arc<dyn EvalKeyProvider>) -> Result<Self> {
         let eval = Evaluator::with_keys(&plan.params, keys)?;
         let enc = eval.encoder().clone();
         let slots = plan.params.slots();
+        let scale_at = |level: usize| {
+            plan.scales
+                .get(level)
+                .copied()
+                .ok_or_else(|| NnError::Invalid(format!("internal: no scale for level {level}")))
+        };
         let encoded = plan
             .steps
             .iter()
-            .map(|st| {
-                let Some(p) = st.packed.as_ref().filter(|_| plan.mode == Mode::Latency) else {
+            .map(|st| -> Result<Option<Encoded>> {
+                if plan.mode != Mode::Latency {
                     return Ok(None);
-                };
-                let lin = st.level + 1;
-                let diags = p
-                    .blocks
-                    .iter()
-                    .map(|b| {
-                        b.diagonals
-                            .par_iter()
-                            .map(|(k, d)| {
-                                Ok((
-                                    *k,
-                                    enc.encode(
-                                        &p.prerotated_diagonal(*k, d, slots),
-                                        lin,
-                                        plan.scales[lin],
-                                    )?,
-                                ))
+                }
+                let out_scale = scale_at(st.level)?;
+                match (&st.op, st.packed.as_ref()) {
+                    (StepOp::Linear(_), Some(p)) => {
+                        let lin = st.level + 1;
+                        let in_scale = scale_at(lin)?;
+                        let blocks = p
+                            .blocks
+                            .iter()
+                            .map(|b| {
+                                Ok(LinearTransform::encode(
+                                    &enc,
+                                    &b.diagonals,
+                                    lin,
+                                    in_scale,
+                                    p.baby_steps(),
+                                )?)
                             })
-                            .collect::<Result<BTreeMap<_, _>>>()
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let bias = p
-                    .bias
-                    .iter()
-                    .map(|b| Ok(enc.encode(b, st.level, plan.scales[st.level])?))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Some(EncodedLinear {
-                    packed: p.clone(),
-                    diags,
-                    bias,
-                }))
+                            .collect::<Result<Vec<_>>>()?;
+                        let bias = p
+                            .bias
+                            .iter()
+                            .map(|b| Ok(enc.encode(b, st.level, out_scale)?))
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(Some(Encoded::Linear(EncodedLinear {
+                            packed: p.clone(),
+                            blocks,
+                            bias,
+                        })))
+                    }
+                    (StepOp::AddConst(c), _) => {
+                        let pts = st
+                            .layout
+                            .pack(c, slots)
+                            .iter()
+                            .map(|v| Ok(enc.encode(v, st.level, out_scale)?))
+                            .collect::<Result<Vec<_>>>()?;
+                        Ok(Some(Encoded::AddConst(pts)))
+                    }
+                    _ => Ok(None),
+                }
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
@@ -271,18 +301,20 @@ impl Engine {
         &self.plan
     }
 
-    /// Bytes of the pre-encoded weight plaintexts.
+    /// Bytes of the pre-encoded plaintexts (latency mode): weight diagonals over `Q_l ∪ P`,
+    /// biases and constants over `Q_l`. The planner's
+    /// [`MemoryEstimate::plaintexts`](crate::plan::MemoryEstimate::plaintexts) predicts it.
     pub fn weight_bytes(&self) -> usize {
+        let pt_bytes = |p: &Plaintext| p.poly().as_slice().len() * 8;
         self.encoded
             .iter()
             .flatten()
-            .map(|e| {
-                e.diags
-                    .iter()
-                    .flat_map(|m| m.values())
-                    .chain(&e.bias)
-                    .map(|p| p.poly().as_slice().len() * 8)
-                    .sum::<usize>()
+            .map(|e| match e {
+                Encoded::Linear(e) => {
+                    e.blocks.iter().map(LinearTransform::bytes).sum::<usize>()
+                        + e.bias.iter().map(pt_bytes).sum::<usize>()
+                }
+                Encoded::AddConst(pts) => pts.iter().map(pt_bytes).sum(),
             })
             .sum()
     }
@@ -347,12 +379,18 @@ impl Engine {
                     return Err(NnError::Invalid("internal: second input step".into()))
                 }
                 StepOp::Reshape => (*x).clone(),
-                StepOp::Linear(l) => match &self.encoded[i] {
-                    Some(e) => self.packed_linear(e, &x, st.level)?,
-                    None => self.batch_linear(l, &x, st.level)?,
+                StepOp::Linear(l) => match self.encoded.get(i) {
+                    Some(Some(Encoded::Linear(e))) => self.packed_linear(e, &x, st.level)?,
+                    _ if plan.mode == Mode::Latency => {
+                        return Err(NnError::Invalid(format!(
+                            "internal: linear step {} has no encoded weights",
+                            st.name
+                        )))
+                    }
+                    _ => self.batch_linear(l, &x, st.level)?,
                 },
-                StepOp::AddConst(c) => match plan.mode {
-                    Mode::Throughput => x
+                StepOp::AddConst(c) => match (plan.mode, self.encoded.get(i)) {
+                    (Mode::Throughput, _) => x
                         .par_iter()
                         .zip(c.par_iter())
                         .map(|(ct, v)| {
@@ -361,19 +399,24 @@ impl Engine {
                             Ok(ct)
                         })
                         .collect::<Result<Vec<_>>>()?,
-                    Mode::Latency => {
-                        let slots = plan.params.slots();
-                        st.layout
-                            .pack(c, slots)
-                            .iter()
-                            .zip(x.iter())
-                            .map(|(v, ct)| {
-                                let pt = self.eval.encoder().encode(v, ct.level(), ct.scale())?;
+                    (Mode::Latency, Some(Some(Encoded::AddConst(pts)))) => {
+                        if pts.len() != x.len() {
+                            return Err(shape_err("constant tiles", pts.len(), x.len()));
+                        }
+                        x.par_iter()
+                            .zip(pts.par_iter())
+                            .map(|(ct, pt)| {
                                 let mut ct = ct.clone();
-                                self.eval.add_plain_assign(&mut ct, &pt)?;
+                                self.eval.add_plain_assign(&mut ct, pt)?;
                                 Ok(ct)
                             })
                             .collect::<Result<Vec<_>>>()?
+                    }
+                    (Mode::Latency, _) => {
+                        return Err(NnError::Invalid(format!(
+                            "internal: constant step {} has no encoded constant",
+                            st.name
+                        )))
                     }
                 },
                 StepOp::Square => x
@@ -630,99 +673,127 @@ impl Engine {
             .collect()
     }
 
-    /// Latency mode: the BSGS diagonal method with hoisted baby steps, then folds and bias.
+    /// Latency mode: per output tile, one double-hoisted sum of its blocks' linear transforms
+    /// (he-core's BSGS, giant steps shared across the blocks), one rescale (`Δ_l²/q_l =
+    /// Δ_{l-1}`), the folds, the bias.
     fn packed_linear(
         &self,
         e: &EncodedLinear,
         x: &[Ciphertext],
-        _out_level: usize,
+        out_level: usize,
     ) -> Result<Vec<Ciphertext>> {
         let p = &e.packed;
-        let n1 = p.n1;
-        // Hoisted baby steps per input tile.
-        let mut babies: BTreeMap<usize, BTreeMap<usize, Ciphertext>> = BTreeMap::new();
-        for tile in 0..p.input.tiles {
-            let mut js: Vec<usize> = p
-                .blocks
-                .iter()
-                .filter(|b| b.in_tile == tile)
-                .flat_map(|b| b.diagonals.keys().map(|k| k % n1))
-                .collect();
-            js.sort_unstable();
-            js.dedup();
-            if js.is_empty() {
-                continue;
-            }
-            let ct = x
-                .get(tile)
-                .ok_or_else(|| shape_err("packed input tiles", p.input.tiles, x.len()))?;
-            let steps: Vec<i64> = js.iter().map(|j| *j as i64).collect();
-            let rots = self.eval.rotate_hoisted(ct, &steps)?;
-            babies.insert(tile, js.into_iter().zip(rots).collect());
-        }
-        (0..p.output.tiles)
-            .map(|a| {
-                // Giant-step groups: i -> [(block, k)].
-                let mut groups: BTreeMap<usize, Vec<(usize, usize)>> = BTreeMap::new();
-                for (bi, b) in p.blocks.iter().enumerate().filter(|(_, b)| b.out_tile == a) {
-                    for k in b.diagonals.keys() {
-                        groups.entry(k / n1).or_default().push((bi, *k));
-                    }
+        let lin = out_level + 1;
+        // The transforms are encoded at the layer's input level; bring any higher input there.
+        let inputs = (0..p.input.tiles)
+            .map(|t| {
+                let ct = x
+                    .get(t)
+                    .ok_or_else(|| shape_err("packed input tiles", p.input.tiles, x.len()))?;
+                if ct.level() > lin {
+                    Ok(std::borrow::Cow::Owned(self.align(ct, lin)?))
+                } else {
+                    Ok(std::borrow::Cow::Borrowed(ct))
                 }
-                let partials = groups
-                    .par_iter()
-                    .map(|(&i, terms)| -> Result<Ciphertext> {
-                        let mut acc: Option<Ciphertext> = None;
-                        for &(bi, k) in terms {
-                            let blk = &p.blocks[bi];
-                            let pt = e.diags[bi].get(&k).ok_or_else(|| {
-                                NnError::Invalid("internal: missing diagonal".into())
-                            })?;
-                            let rot = babies
-                                .get(&blk.in_tile)
-                                .and_then(|m| m.get(&(k % n1)))
-                                .ok_or_else(|| {
-                                    NnError::Invalid("internal: missing baby step".into())
-                                })?;
-                            let mut t = rot.clone();
-                            self.eval.mul_plain_assign(&mut t, pt)?;
-                            match acc.as_mut() {
-                                Some(s) => self.eval.add_assign(s, &t)?,
-                                None => acc = Some(t),
-                            }
-                        }
-                        let acc =
-                            acc.ok_or_else(|| NnError::Invalid("internal: empty group".into()))?;
-                        Ok(if i == 0 {
-                            acc
-                        } else {
-                            self.eval.rotate(&acc, (i * n1) as i64)?
-                        })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        (0..p.output.tiles)
+            .into_par_iter()
+            .map(|a| {
+                let terms: Vec<(&Ciphertext, &LinearTransform)> = p
+                    .blocks
+                    .iter()
+                    .zip(&e.blocks)
+                    .filter(|(b, _)| b.out_tile == a)
+                    .map(|(b, lt)| {
+                        let ct = inputs.get(b.in_tile).ok_or_else(|| {
+                            shape_err("packed input tiles", p.input.tiles, b.in_tile + 1)
+                        })?;
+                        Ok((ct.as_ref(), lt))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let mut it = partials.into_iter();
-                let mut y = match it.next() {
-                    Some(y) => y,
-                    None => {
-                        // An all-zero output tile.
-                        let mut z = x[0].clone();
-                        self.eval.mul_int_assign(&mut z, 0)?;
-                        let s = z.scale() * z.scale();
-                        self.eval.set_scale(&mut z, s)?;
-                        z
-                    }
+                let mut y = if terms.is_empty() {
+                    // An all-zero output tile.
+                    let mut z = inputs
+                        .first()
+                        .ok_or_else(|| NnError::Invalid("empty input tensor".into()))?
+                        .as_ref()
+                        .clone();
+                    self.eval.mul_int_assign(&mut z, 0)?;
+                    let s = z.scale() * z.scale();
+                    self.eval.set_scale(&mut z, s)?;
+                    z
+                } else {
+                    self.eval.apply_linear_transform_sum(&terms)?
                 };
-                for t in it {
-                    self.eval.add_assign(&mut y, &t)?;
-                }
                 self.eval.rescale_assign(&mut y)?;
                 for s in &p.fold_steps {
                     let r = self.eval.rotate(&y, *s)?;
                     self.eval.add_assign(&mut y, &r)?;
                 }
-                self.eval.add_plain_assign(&mut y, &e.bias[a])?;
+                let bias = e
+                    .bias
+                    .get(a)
+                    .ok_or_else(|| shape_err("bias tiles", p.output.tiles, e.bias.len()))?;
+                self.eval.add_plain_assign(&mut y, bias)?;
                 Ok(y)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::network::Network;
+    use crate::plan::PlanOptions;
+    use he_core::rlwe::{Parameters, ParametersLiteral, SecretDistribution, Security};
+    use std::collections::BTreeSet;
+
+    /// The Galois keys the planner lists are exactly the rotations of the encoded transforms
+    /// plus the folds, and every transform sits at its layer's input level and scale.
+    #[test]
+    fn planned_rotations_are_exactly_those_of_the_encoded_transforms() {
+        // N = 2^10, 512 slots: 700 inputs take 2 tiles, 600 hidden 2 tiles, 10 outputs 1.
+        let params = Parameters::new(ParametersLiteral {
+            log_n: 10,
+            log_q: vec![50, 40, 40],
+            log_p: vec![61],
+            alpha: None,
+            log_scale: 40.0,
+            secret: SecretDistribution::UniformTernary,
+            security: Security::InsecureForTesting,
+        })
+        .unwrap();
+        let mut g = crate::sim::Gaussian::new(3);
+        let mut w = |n: usize| (0..n).map(|_| 0.05 * g.normal()).collect::<Vec<f64>>();
+        let mut net = Network::new(&[700]);
+        net.dense(&w(600 * 700), 600, None).unwrap();
+        net.dense(&w(10 * 600), 10, Some(&w(10))).unwrap();
+        let mut opts = PlanOptions::new(Mode::Latency);
+        opts.parameters = Some(params);
+        let plan = Plan::new(&net, &opts).unwrap();
+        let keys = plan.generate_keys().unwrap();
+        let engine = Engine::new(&plan, keys.eval.clone()).unwrap();
+        let mut used = BTreeSet::new();
+        let mut transforms = 0;
+        for (st, e) in plan.steps.iter().zip(&engine.encoded) {
+            let Some(Encoded::Linear(e)) = e else {
+                continue;
+            };
+            assert_eq!(e.blocks.len(), e.packed.blocks.len());
+            for lt in &e.blocks {
+                assert_eq!(lt.level(), st.level + 1);
+                assert_eq!(lt.scale(), plan.scales[st.level + 1]);
+                assert_eq!(lt.n1(), e.packed.n1);
+                used.extend(lt.rotations());
+                transforms += 1;
+            }
+            used.extend(e.packed.fold_steps.iter().copied());
+        }
+        assert_eq!(transforms, 4 + 2, "2x2 blocks, then 1x2");
+        assert_eq!(plan.rotation_steps, used.into_iter().collect::<Vec<_>>());
+        assert_eq!(engine.weight_bytes(), plan.memory.plaintexts);
     }
 }

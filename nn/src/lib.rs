@@ -9,8 +9,8 @@
 //!   ciphertext holds input `i`; no rotations, no Galois keys; `N/2` inputs per batch.
 //! * [`Mode::Latency`]: one input packed in slots with a power-of-two period (or tiled across
 //!   ciphertexts); linear layers, convolutions included, by the baby-step giant-step diagonal
-//!   method (Halevi–Shoup 2014) with hoisted rotations and GAZELLE-style folding for
-//!   rectangular matrices.
+//!   method (Halevi–Shoup 2014), as he-core's double-hoisted linear transforms, and GAZELLE-style
+//!   folding for rectangular matrices.
 //!
 //! Activations: `x²`, or Chebyshev-interpolated polynomials for ReLU/SiLU/GELU evaluated in
 //! depth `⌈log2(d+1)⌉` ([`poly`]).

@@ -25,8 +25,8 @@ pub enum Mode {
     Throughput,
     /// Latency mode: one input packed across the slots (channel-major, replicated with a
     /// power-of-two period, or tiled over several ciphertexts when larger than `N/2`);
-    /// linear layers by the baby-step giant-step diagonal method (Halevi–Shoup 2014) with
-    /// hoisted baby-step rotations.
+    /// linear layers by the baby-step giant-step diagonal method (Halevi–Shoup 2014), as
+    /// he-core's double-hoisted [`LinearTransform`](he_core::circuits::lintrans::LinearTransform)s.
     Latency,
 }
 
@@ -249,7 +249,10 @@ impl PackedLinear {
             .map(|((a, b), diags)| {
                 let mut diagonals = Diagonals::new(big)?;
                 for (k, d) in diags {
-                    diagonals.insert(k as i64, d.into_iter().map(|v| Complex64::new(v, 0.0)).collect())?;
+                    diagonals.insert(
+                        k as i64,
+                        d.into_iter().map(|v| Complex64::new(v, 0.0)).collect(),
+                    )?;
                 }
                 Ok(PackedBlock {
                     out_tile: a,
@@ -580,11 +583,7 @@ impl Plan {
         }
         let keys = (usize::from(self.needs_relinearization()) + self.galois_elements.len())
             * self.key_bytes();
-        let plaintexts = self
-            .steps
-            .iter()
-            .map(|s| self.plaintext_bytes(s))
-            .sum();
+        let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
         MemoryEstimate {
             ciphertexts: peak,
             keys,

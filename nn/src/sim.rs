@@ -1,12 +1,13 @@
 //! The cleartext simulator: runs a [`Plan`] in `f64` with the same lowering (folded layers,
 //! the same polynomial approximations evaluated in the same order) and, in latency mode, the
-//! same packing (slot vectors, rotations, BSGS diagonals, folds). Optionally injects the
+//! same packing (slot vectors, the blocks' diagonals, folds). Optionally injects the
 //! Gaussian noise CKKS adds at encryption and at each rescaling, so that a user sees the
 //! expected error before encrypting anything.
 
 use crate::error::{shape_err, Result};
 use crate::plan::{Mode, PackedLinear, Plan, StepOp};
 use he_core::circuits::polynomial::{CleartextBackend, PolynomialEvaluator};
+use he_core::ckks::Complex64;
 use std::cell::RefCell;
 
 /// A small deterministic Gaussian generator (SplitMix64 + Box–Muller), for noise simulation.
@@ -96,32 +97,32 @@ pub fn rotate_slots(v: &[f64], k: i64) -> Vec<f64> {
 /// A callback adding simulated rescaling noise to a slot vector.
 pub type NoiseHook<'a> = &'a dyn Fn(&mut [f64]);
 
-/// Applies a packed linear layer to slot vectors, in the order the encrypted evaluator does.
+/// Applies a packed linear layer to slot vectors, in the order the encrypted evaluator does:
+/// per output tile the sum of its blocks' transforms (he-core's
+/// [`Diagonals::apply_clear`](he_core::circuits::lintrans::Diagonals::apply_clear) on one
+/// period, replicated over the slots), then the folds and the bias.
 pub fn packed_linear_f64(
     p: &PackedLinear,
     x: &[Vec<f64>],
     slots: usize,
     noise: Option<NoiseHook<'_>>,
-) -> Vec<Vec<f64>> {
+) -> Result<Vec<Vec<f64>>> {
     let mut out = Vec::with_capacity(p.output.tiles);
     for a in 0..p.output.tiles {
         let mut acc = vec![0.0; slots];
-        // Group by giant step: Σ_i rot_{i n1}( Σ_{b, j} pre_k ⊙ rot_j(x_b) ).
-        let mut groups: std::collections::BTreeMap<usize, Vec<f64>> =
-            std::collections::BTreeMap::new();
         for blk in p.blocks.iter().filter(|b| b.out_tile == a) {
-            for (k, d) in &blk.diagonals {
-                let pre = p.prerotated_diagonal(*k, d, slots);
-                let xr = rotate_slots(&x[blk.in_tile], (k % p.n1) as i64);
-                let g = groups.entry(k / p.n1).or_insert_with(|| vec![0.0; slots]);
-                for t in 0..slots {
-                    g[t] += pre[t] * xr[t];
-                }
+            let n = blk.diagonals.slots();
+            let xb = x
+                .get(blk.in_tile)
+                .ok_or_else(|| shape_err("packed input tiles", p.input.tiles, x.len()))?;
+            if xb.len() < n {
+                return Err(shape_err("slot vector", n, xb.len()));
             }
-        }
-        for (i, g) in groups {
-            let r = rotate_slots(&g, (i * p.n1) as i64);
-            acc.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+            let z: Vec<Complex64> = xb[..n].iter().map(|v| Complex64::new(*v, 0.0)).collect();
+            let y = blk.diagonals.apply_clear(&z)?;
+            for (t, v) in acc.iter_mut().enumerate() {
+                *v += y[t % n].re;
+            }
         }
         if let Some(f) = noise {
             f(&mut acc);
@@ -133,7 +134,7 @@ pub fn packed_linear_f64(
         acc.iter_mut().zip(&p.bias[a]).for_each(|(a, b)| *a += b);
         out.push(acc);
     }
-    out
+    Ok(out)
 }
 
 impl Plan {
@@ -177,7 +178,7 @@ impl Plan {
                     if let (true, Some(p)) = (latency, &st.packed) {
                         let tiles: Vec<Vec<f64>> = inp.chunks(slots).map(<[f64]>::to_vec).collect();
                         let f = |v: &mut [f64]| noise.rescale(v);
-                        packed_linear_f64(p, &tiles, slots, Some(&f)).concat()
+                        packed_linear_f64(p, &tiles, slots, Some(&f))?.concat()
                     } else {
                         let mut y: Vec<f64> = l
                             .rows

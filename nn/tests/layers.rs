@@ -258,3 +258,24 @@ fn unfolded_polynomial_prescale() {
     assert_eq!(plan.depth, 2 + 1 + 2);
     assert!(max_abs_diff(&enc, &sim) < TOL);
 }
+
+#[test]
+fn constant_addition_after_square() {
+    // An `x + c` node the importer could not fold (after an activation): in latency mode its
+    // packed constant is encoded once by the engine, not per run.
+    let mut g = Gaussian::new(9);
+    let mut net = Network::new(&[24]);
+    net.dense(&random_vec(&mut g, 12 * 24, 0.3), 12, None)
+        .unwrap();
+    let sq = net.activation(Activation::Square).unwrap();
+    net.push(
+        "add_c",
+        he_nn::Op::AddConst(random_vec(&mut g, 12, 1.0)),
+        vec![sq],
+        vec![12],
+    )
+    .unwrap();
+    net.dense(&random_vec(&mut g, 5 * 12, 0.3), 5, None)
+        .unwrap();
+    check(&net, 10, 3, &inputs(&mut g, 3, 24), "Dense, x², +c, Dense");
+}

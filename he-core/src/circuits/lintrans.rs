@@ -204,7 +204,8 @@ impl Diagonals {
                 out.insert(k as i64, prod)?;
             }
         }
-        out.diags.retain(|_, d| d.iter().any(|v| v.norm_sqr() != 0.0));
+        out.diags
+            .retain(|_, d| d.iter().any(|v| v.norm_sqr() != 0.0));
         Ok(out)
     }
 
@@ -446,7 +447,11 @@ impl LinearTransform {
     /// The rotation steps whose Galois keys evaluation needs (nonzero, ascending).
     pub fn rotations(&self) -> Vec<i64> {
         let mut r: Vec<i64> = self.baby_steps().into_iter().map(|j| j as i64).collect();
-        r.extend(self.groups.iter().map(|(i, _)| ((i * self.n1) % self.slots) as i64));
+        r.extend(
+            self.groups
+                .iter()
+                .map(|(i, _)| ((i * self.n1) % self.slots) as i64),
+        );
         r.retain(|s| *s != 0);
         r.sort_unstable();
         r.dedup();
@@ -573,37 +578,39 @@ impl Evaluator {
         // 1. Per input: hoisted baby steps, kept in Q_l ∪ P (times P), without ModDown.
         let rotated = terms
             .iter()
-            .map(|&(ct, lt)| -> Result<BTreeMap<usize, Option<CiphertextQP>>> {
-                let baby = lt.baby_steps();
-                let dec = if baby.iter().any(|j| *j != 0) {
-                    Some(decompose(params, &ct.c[1])?)
-                } else {
-                    None
-                };
-                let rots = baby
-                    .par_iter()
-                    .map(|&j| -> Result<Option<CiphertextQP>> {
-                        if j == 0 {
-                            return Ok(None);
-                        }
-                        let g = galois_element_for_rotation(n, j as i64);
-                        let key = keys.galois_key(g)?;
-                        let perm = rq.automorphism_eval_permutation(g)?;
-                        let dec = dec.as_ref().ok_or_else(|| {
-                            Error::InvalidParameters("internal: no decomposition".into())
-                        })?;
-                        let [mut u0, u1] =
-                            key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
-                        let c0 = self.times_p(&rq.permute(&ct.c[0], &perm)?)?;
-                        rq.add_assign(&mut u0.q, &c0)?;
-                        Ok(Some(CiphertextQP { c0: u0, c1: u1 }))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if let Some(dec) = dec {
-                    dec.recycle(params);
-                }
-                Ok(baby.into_iter().zip(rots).collect())
-            })
+            .map(
+                |&(ct, lt)| -> Result<BTreeMap<usize, Option<CiphertextQP>>> {
+                    let baby = lt.baby_steps();
+                    let dec = if baby.iter().any(|j| *j != 0) {
+                        Some(decompose(params, &ct.c[1])?)
+                    } else {
+                        None
+                    };
+                    let rots = baby
+                        .par_iter()
+                        .map(|&j| -> Result<Option<CiphertextQP>> {
+                            if j == 0 {
+                                return Ok(None);
+                            }
+                            let g = galois_element_for_rotation(n, j as i64);
+                            let key = keys.galois_key(g)?;
+                            let perm = rq.automorphism_eval_permutation(g)?;
+                            let dec = dec.as_ref().ok_or_else(|| {
+                                Error::InvalidParameters("internal: no decomposition".into())
+                            })?;
+                            let [mut u0, u1] =
+                                key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
+                            let c0 = self.times_p(&rq.permute(&ct.c[0], &perm)?)?;
+                            rq.add_assign(&mut u0.q, &c0)?;
+                            Ok(Some(CiphertextQP { c0: u0, c1: u1 }))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    if let Some(dec) = dec {
+                        dec.recycle(params);
+                    }
+                    Ok(baby.into_iter().zip(rots).collect())
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
 
         // 2. Inner sums per giant step over every term, in Q_l ∪ P; one ModDown each.

@@ -169,7 +169,9 @@ pub trait EvalKeyProvider: Send + Sync {
         match kind {
             KeyKind::Relinearization => self.relinearization_key(),
             KeyKind::Galois(g) => self.galois_key(g),
-            other => Err(Error::MissingKey(format!("no {other:?} key in this provider"))),
+            other => Err(Error::MissingKey(format!(
+                "no {other:?} key in this provider"
+            ))),
         }
     }
 }

@@ -60,7 +60,10 @@ impl Serializable for LinearTransform {
         let n1 = r.u32()? as usize;
         let e = r.u32()? as usize;
         if !slots.is_power_of_two() || slots > params.slots() {
-            return Err(err(WHAT, format!("{slots} slots (N/2 = {})", params.slots())));
+            return Err(err(
+                WHAT,
+                format!("{slots} slots (N/2 = {})", params.slots()),
+            ));
         }
         if level > params.max_level() {
             return Err(err(
@@ -72,7 +75,10 @@ impl Serializable for LinearTransform {
             return Err(err(WHAT, format!("scale {scale}")));
         }
         if !n1.is_power_of_two() || n1 > slots || e == 0 || e > slots {
-            return Err(err(WHAT, format!("n1 = {n1}, {e} diagonals for {slots} slots")));
+            return Err(err(
+                WHAT,
+                format!("n1 = {n1}, {e} diagonals for {slots} slots"),
+            ));
         }
         let (n, k) = (params.degree(), params.p().len());
         let per = (level + 1 + k) * n * 8;

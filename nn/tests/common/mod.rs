@@ -52,6 +52,8 @@ pub fn run_encrypted(
     let encryptor = Encryptor::new(&plan.params, keys.public.clone()).unwrap();
     let decryptor = Decryptor::new(&keys.secret);
     let engine = Engine::new(&plan, keys.eval.clone()).unwrap();
+    // The planner's estimate of the pre-encoded plaintexts is exact (diagonals over Q_l ∪ P).
+    assert_eq!(engine.weight_bytes(), plan.memory.plaintexts);
     let mut out = Vec::new();
     let batches: Vec<&[Vec<f64>]> = match mode {
         Mode::Throughput => vec![inputs],

@@ -200,16 +200,20 @@ mod tests {
         for f in coeff_to_slot_factors(degree, n, 3, one).unwrap() {
             w = f.apply_clear(&w).unwrap();
         }
-        let w: Vec<Complex64> = bit_reverse(&w)
-            .into_iter()
-            .map(|x| x / n as f64)
-            .collect();
+        let w: Vec<Complex64> = bit_reverse(&w).into_iter().map(|x| x / n as f64).collect();
         for (a, b) in w.iter().zip(&u) {
             assert!((a - b).norm() < 1e-6, "{a} vs {b}");
         }
         let f = slot_to_coeff_factors(degree, n, 3, one).unwrap();
-        assert!(f.iter().all(|d| d.len() <= 15), "{:?}", f.iter().map(|d| d.len()));
+        assert!(
+            f.iter().all(|d| d.len() <= 15),
+            "{:?}",
+            f.iter().map(|d| d.len())
+        );
         assert!(stage_groups(7, 8).is_err());
-        assert_eq!(stage_groups(15, 4).unwrap(), vec![0..4, 4..8, 8..12, 12..15]);
+        assert_eq!(
+            stage_groups(15, 4).unwrap(),
+            vec![0..4, 4..8, 8..12, 12..15]
+        );
     }
 }

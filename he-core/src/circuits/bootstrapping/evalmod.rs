@@ -176,9 +176,7 @@ impl EvalMod {
         // v·(v²/(6A²)) land on out_scale after two rescales: S³/(c·q_lr·q_{lr-1}) = out.
         let v_scale = match self.config.arcsine {
             ArcSine::None => out_scale,
-            ArcSine::Degree3 => {
-                (out_scale * c * q[lr] as f64 * q[lr - 1] as f64).cbrt()
-            }
+            ArcSine::Degree3 => (out_scale * c * q[lr] as f64 * q[lr - 1] as f64).cbrt(),
         };
         // Backwards: S_{i+1} = S_i² / q_{l0 - i}.
         let mut s = vec![v_scale; r + 1];
@@ -233,7 +231,10 @@ mod tests {
             .unwrap();
             assert_eq!(em.depth(), 9);
             let err = em.approximation_error(2f64.powi(-6));
-            println!("EvalMod degree {degree}, r = {r}: approximation error 2^{:.1}", err.log2());
+            println!(
+                "EvalMod degree {degree}, r = {r}: approximation error 2^{:.1}",
+                err.log2()
+            );
             assert!(err < 2f64.powi(-38), "2^{}", err.log2());
         }
     }

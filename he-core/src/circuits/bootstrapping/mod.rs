@@ -77,11 +77,7 @@ impl BootstrapKeys {
         let encapsulation = match config.sparse_secret {
             Some(h) => {
                 let s_sparse = encapsulation::sparse_secret(params, h)?;
-                eval_keys.insert(kg.switching_key(
-                    &s_sparse.s_q,
-                    KeyKind::SparseToDense,
-                    None,
-                )?);
+                eval_keys.insert(kg.switching_key(&s_sparse.s_q, KeyKind::SparseToDense, None)?);
                 Some(EncapsulationKey::generate(sk, &s_sparse)?)
             }
             None => None,
@@ -114,18 +110,79 @@ pub struct Bootstrapper {
 }
 
 impl Bootstrapper {
+    /// The DFT factors. Full packing: on `N/2` slots. Sparse packing (`n ≤ N/4`): on `2n`
+    /// slots — the `n`-slot factors repeated, CoeffToSlot's last factor followed by
+    /// `D = diag(1/2 ×n, −i/2 ×n)` (so that `x + conj(x)` puts real parts in slots `0..n` and
+    /// imaginary parts in `n..2n`), SlotToCoeff's first factor preceded by `E` (`c_t = r_t +
+    /// i·r_{t+n}`, the recombination).
     fn diagonals(params: &Parameters, config: &BootstrapConfig) -> Result<[Vec<Diagonals>; 2]> {
-        let (n, slots) = (params.degree(), params.slots());
+        let (degree, full) = (params.degree(), params.slots());
+        let n = 1usize << config.log_slots;
         let one = Complex64::new(1.0, 0.0);
-        let cts = dft::coeff_to_slot_factors(n, slots, config.coeff_to_slot.len(), one)?;
-        let stc = dft::slot_to_coeff_factors(n, slots, config.slots_to_coeff.len(), one)?;
+        let mut cts = dft::coeff_to_slot_factors(degree, n, config.coeff_to_slot.len(), one)?;
+        let mut stc = dft::slot_to_coeff_factors(degree, n, config.slots_to_coeff.len(), one)?;
+        if n < full {
+            let lift = |d: &Diagonals| -> Result<Diagonals> {
+                let mut out = Diagonals::new(2 * n)?;
+                for k in d.indices() {
+                    let v = d.get(k).unwrap_or(&[]);
+                    out.insert(k as i64, (0..2 * n).map(|t| v[t % n]).collect())?;
+                }
+                Ok(out)
+            };
+            cts = cts.iter().map(lift).collect::<Result<Vec<_>>>()?;
+            stc = stc.iter().map(lift).collect::<Result<Vec<_>>>()?;
+            let half = Complex64::new(0.5, 0.0);
+            let mut d = Diagonals::new(2 * n)?;
+            d.insert(
+                0,
+                (0..2 * n)
+                    .map(|t| {
+                        if t < n {
+                            half
+                        } else {
+                            Complex64::new(0.0, -0.5)
+                        }
+                    })
+                    .collect(),
+            )?;
+            let i = Complex64::new(0.0, 1.0);
+            let mut e = Diagonals::new(2 * n)?;
+            e.insert(0, (0..2 * n).map(|t| if t < n { one } else { i }).collect())?;
+            e.insert(
+                n as i64,
+                (0..2 * n).map(|t| if t < n { i } else { one }).collect(),
+            )?;
+            if let Some(last) = cts.last_mut() {
+                *last = d.compose(last)?;
+            }
+            if let Some(first) = stc.first_mut() {
+                *first = first.compose(&e)?;
+            }
+        }
         Ok([cts, stc])
+    }
+
+    /// Whether the configuration bootstraps fewer than `N/2` slots (one EvalMod).
+    fn sparse(&self) -> bool {
+        (1usize << self.config.log_slots) < self.eval.params().slots()
+    }
+
+    /// SubSum's rotation steps for sparse packing: `n, 2n, …, N/4`.
+    fn sub_sum_steps(params: &Parameters, config: &BootstrapConfig) -> Vec<i64> {
+        let mut s = Vec::new();
+        let mut step = 1usize << config.log_slots;
+        while step < params.slots() {
+            s.push(step as i64);
+            step *= 2;
+        }
+        s
     }
 
     /// The rotation steps bootstrapping with `config` needs (conjugation comes on top).
     pub fn rotations(params: &Parameters, config: &BootstrapConfig) -> Result<Vec<i64>> {
         let [cts, stc] = Self::diagonals(params, config)?;
-        let mut r = Vec::new();
+        let mut r = Self::sub_sum_steps(params, config);
         for d in cts.iter().chain(&stc) {
             r.extend(rotations_for(d, BabySteps::Auto)?);
         }
@@ -155,10 +212,18 @@ impl Bootstrapper {
         let slots = params.slots();
         let eval_mod = EvalMod::new(config.eval_mod)?;
         let raise_scale = 2f64.powi(config.eval_mod_bits as i32);
-        let eval_mod_scale = 2f64.powi(config.eval_mod_bits as i32);
+        let eval_mod_scale = 2f64.powi(config.slots_to_coeff_input_bits as i32);
         let [cts_d, stc_d] = Self::diagonals(params, config)?;
-        // CoeffToSlot: total constant S/(2·n·q_0·K), spread evenly over the factors.
-        let c_tot = raise_scale / (2.0 * slots as f64 * q[0] as f64 * config.eval_mod.k_bound);
+        // CoeffToSlot's total constant, spread evenly over the factors: S/(2·n·q_0·K) for full
+        // packing (the 1/2 undoes x + conj(x)); S/(n·g·q_0·K) for sparse packing, where SubSum
+        // multiplied by g = N/(2n) and D carries the 1/2.
+        let n = 1usize << config.log_slots;
+        let (q0, k) = (q[0] as f64, config.eval_mod.k_bound);
+        let c_tot = if n < slots {
+            raise_scale / (n as f64 * (slots / n) as f64 * q0 * k)
+        } else {
+            raise_scale / (2.0 * slots as f64 * q0 * k)
+        };
         let per = c_tot.powf(1.0 / cts_d.len() as f64);
         let cts = cts_d
             .into_iter()
@@ -292,10 +357,18 @@ impl Bootstrapper {
     }
 
     /// Step 4: CoeffToSlot (the factorised inverse DFT); slots hold `y = t/K` (complex: the
-    /// coefficients `j` and `j + N/2` as real and imaginary parts, bit-reversed order).
+    /// coefficients `j·g` and `j·g + N/2` as real and imaginary parts, bit-reversed order).
+    /// Sparse packing first sums the rotations by `n, 2n, …, N/4` (SubSum), which keeps the
+    /// coefficients of `Z[X^g]` (times `g`) and cancels the others of `q_0·I`.
     pub fn coeff_to_slot(&self, raised: &Ciphertext) -> Result<Ciphertext> {
         let eval = &self.eval;
         let mut y = raised.clone();
+        if self.sparse() {
+            for s in Self::sub_sum_steps(eval.params(), &self.config) {
+                let r = eval.rotate(&y, s)?;
+                eval.add_assign(&mut y, &r)?;
+            }
+        }
         for lt in &self.cts {
             y = eval.apply_linear_transform(&y, lt)?;
             eval.rescale_assign(&mut y)?;
@@ -309,10 +382,17 @@ impl Bootstrapper {
         let eval = &self.eval;
         let n = eval.params().degree();
         let conj = eval.apply_galois(y, galois_element_conjugate(n))?;
+        let amplitude = message_ratio / (2.0 * std::f64::consts::PI);
+        if self.sparse() {
+            // Real parts in slots 0..n, imaginary parts in n..2n: one EvalMod.
+            let re = eval.add(y, &conj)?;
+            return self
+                .eval_mod
+                .evaluate(eval, &re, amplitude, self.eval_mod_scale);
+        }
         let re = eval.add(y, &conj)?;
         let mut im = eval.sub(&conj, y)?;
         eval.mul_by_i_assign(&mut im)?;
-        let amplitude = message_ratio / (2.0 * std::f64::consts::PI);
         let (re, im) = rayon::join(
             || {
                 self.eval_mod

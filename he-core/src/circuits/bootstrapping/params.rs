@@ -12,6 +12,11 @@ use crate::{Error, Result};
 pub struct BootstrapConfig {
     /// `log2 N`.
     pub log_n: u32,
+    /// `log2` of the slots bootstrapped: `log_n − 1` for full packing; fewer for sparse
+    /// packing, where a ciphertext holds `n = 2^log_slots` values repeated `N/(2n)` times (its
+    /// plaintext lies in `Z[X^(N/2n)]`), and bootstrapping needs shorter DFTs and, for
+    /// `n ≤ N/4`, a single EvalMod (real and imaginary parts side by side in `2n` slots).
+    pub log_slots: u32,
     /// Bits of the base prime `q_0` (the modulus EvalMod reduces by).
     pub q0_bits: u32,
     /// Bits of the primes left for computation after bootstrapping (one per level).
@@ -91,6 +96,7 @@ impl BootstrapConfig {
             },
             BootstrapPreset::N16Levels9NoArcSine => Self {
                 log_n: 16,
+                log_slots: 15,
                 q0_bits: 60,
                 residual_bits: vec![40; 9],
                 log_scale: 40.0,
@@ -110,6 +116,7 @@ impl BootstrapConfig {
                     ..eval_mod
                 },
                 log_n: 12,
+                log_slots: 11,
                 q0_bits: 60,
                 residual_bits: vec![40; 2],
                 log_scale: 40.0,
@@ -178,7 +185,14 @@ impl BootstrapConfig {
                 found: params.max_level(),
             });
         }
-        let log_slots = params.slots().trailing_zeros() as usize;
+        if self.log_slots == 0 || self.log_slots >= self.log_n {
+            return Err(Error::OutOfRange {
+                what: "log2 of the bootstrapped slots",
+                found: self.log_slots.to_string(),
+                allowed: format!("1..={}", self.log_n - 1),
+            });
+        }
+        let log_slots = self.log_slots as usize;
         for (what, f) in [
             ("CoeffToSlot", self.coeff_to_slot.len()),
             ("SlotToCoeff", self.slots_to_coeff.len()),

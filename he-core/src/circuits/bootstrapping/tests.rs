@@ -81,8 +81,13 @@ fn refusals_are_typed() {
         Err(Error::MissingKey(_))
     ));
     // A scale too large for the message ratio.
-    let bs = Bootstrapper::new(&params, &config, Arc::new(keys.eval_keys), keys.encapsulation)
-        .unwrap();
+    let bs = Bootstrapper::new(
+        &params,
+        &config,
+        Arc::new(keys.eval_keys),
+        keys.encapsulation,
+    )
+    .unwrap();
     let big = enc
         .encrypt(&ecd.encode(&[0.5], 0, 2f64.powi(58)).unwrap())
         .unwrap();
@@ -103,4 +108,43 @@ fn refusals_are_typed() {
         bs.bootstrap(&oct),
         Err(Error::ParameterMismatch { .. })
     ));
+}
+
+#[test]
+fn bootstrap_sparse_slots_n12() {
+    // N = 2^12: n = 64 and n = 512 = N/8 values repeated N/(2n) times; one EvalMod, shorter DFTs.
+    for log_slots in [6u32, 9] {
+        let mut config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
+        config.log_slots = log_slots;
+        let params = config.parameters().unwrap();
+        let n = 1usize << log_slots;
+        let sk = SecretKey::generate(&params).unwrap();
+        let keys = BootstrapKeys::generate(&sk, &config).unwrap();
+        let bs = Bootstrapper::new(
+            &params,
+            &config,
+            Arc::new(keys.eval_keys),
+            keys.encapsulation,
+        )
+        .unwrap();
+        let ecd = Encoder::new(&params).unwrap();
+        let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
+        let mut prng = Prng::from_seed([11; 32]);
+        let z = uniform(&mut prng, n);
+        let full: Vec<Complex64> = (0..params.slots()).map(|t| z[t % n]).collect();
+        let ct = enc
+            .encrypt(
+                &ecd.encode_complex(&full, 0, params.default_scale())
+                    .unwrap(),
+            )
+            .unwrap();
+        let out = bs.bootstrap(&ct).unwrap();
+        assert_eq!(out.level(), config.levels_after());
+        let got = ecd
+            .decode_complex(&Decryptor::new(&sk).decrypt(&out).unwrap())
+            .unwrap();
+        let s = PrecisionStats::compare_complex(&full, &got);
+        println!("bootstrap N=2^12, {n} sparse slots: {s}");
+        assert!(s.mean_error_bits > 22.0 && s.min_bits > 18.0, "{s:?}");
+    }
 }

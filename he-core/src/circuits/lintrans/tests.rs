@@ -50,8 +50,8 @@ fn run(c: &Ctx, diags: &Diagonals, baby: BabySteps) -> PrecisionStats {
     let n = diags.slots();
     let full = c.params.slots();
     let level = c.params.max_level();
-    let lt = LinearTransform::encode(&c.ecd, diags, level, c.params.q()[level] as f64, baby)
-        .unwrap();
+    let lt =
+        LinearTransform::encode(&c.ecd, diags, level, c.params.q()[level] as f64, baby).unwrap();
     let mut keys = EvalKeySet::new();
     for k in KeyGenerator::new(&c.sk)
         .rotation_keys(&lt.rotations(), false)
@@ -212,7 +212,10 @@ fn sum_of_transforms_matches_the_sum_of_products() {
     let mut rots = lta.rotations();
     rots.extend(ltb.rotations());
     let mut keys = EvalKeySet::new();
-    for k in KeyGenerator::new(&c.sk).rotation_keys(&rots, false).unwrap() {
+    for k in KeyGenerator::new(&c.sk)
+        .rotation_keys(&rots, false)
+        .unwrap()
+    {
         keys.insert(k);
     }
     let eval = Evaluator::with_keys(&c.params, Arc::new(keys)).unwrap();
