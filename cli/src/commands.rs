@@ -282,7 +282,7 @@ fn time_estimate(plan: &Plan) -> Result<Vec<(String, f64)>> {
                 (l.nnz() as f64 * t_mac + l.out_len as f64 * t_rescale) * f
             }
             (StepOp::Linear(_), Mode::Latency) => s.packed.as_ref().map_or(0.0, |p| {
-                let rots = p.rotation_steps().len() * p.blocks.len().max(1);
+                let rots = p.rotation_steps().map_or(0, |r| r.len()) * p.blocks.len().max(1);
                 (p.diagonal_count() as f64 * t_mulpt
                     + rots as f64 * t_rot
                     + p.output.tiles as f64 * t_rescale)

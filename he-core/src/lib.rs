@@ -9,6 +9,13 @@
 //!        reference), sampling
 //! ring   RNS polynomials (coefficient / evaluation form as a type parameter), arithmetic,
 //!        automorphisms, rescaling, digit decomposition
+//! rlwe   parameters (literal, intent, presets, 128-bit table), keys, hybrid key switching,
+//!        hoisting, the EvalKeyProvider seam for key stores
+//! ckks   encoder, encryption, the evaluator (level and scale management as operations,
+//!        constants to a target scale)
+//! circuits  linear transforms with pre-encoded diagonals (double hoisted), Chebyshev
+//!        polynomial evaluation with exact scales, composite minimax sign, bootstrapping
+//! serialize  versioned, checksummed, size-checked binary format
 //! ```
 //!
 //! No I/O, no GPU, no files: higher tiers plug in through traits.

@@ -613,17 +613,13 @@ impl Evaluator {
             )
             .collect::<Result<Vec<_>>>()?;
 
-        // 2. Inner sums per giant step over every term, in Q_l ∪ P; one ModDown each.
+        // 2. Inner sums per giant step over every term, in Q_l ∪ P, as one lazily reduced
+        //    inner product (each operand read once); one ModDown each.
         let partials = giants
             .par_iter()
             .map(|&gi| -> Result<Ciphertext> {
-                let ql = level + 1;
-                let k = rp.max_limbs();
-                let mut a0 = PolyQP {
-                    q: rq.zero::<Eval>(ql)?,
-                    p: rp.zero::<Eval>(k)?,
-                };
-                let mut a1 = a0.clone();
+                let mut pts: Vec<&PolyQP> = Vec::new();
+                let mut parts = Vec::new();
                 // Identity baby steps contribute pt ⊙ c over Q only; multiplied by P after.
                 let mut id: Option<(Poly<Eval>, Poly<Eval>)> = None;
                 for ((ct, lt), by_j) in terms.iter().zip(&rotated) {
@@ -633,10 +629,11 @@ impl Evaluator {
                     for (j, pt) in group {
                         match by_j.get(j) {
                             Some(Some(x)) => {
-                                rq.mul_add_assign(&mut a0.q, &x.c0.q, &pt.q)?;
-                                rp.mul_add_assign(&mut a0.p, &x.c0.p, &pt.p)?;
-                                rq.mul_add_assign(&mut a1.q, &x.c1.q, &pt.q)?;
-                                rp.mul_add_assign(&mut a1.p, &x.c1.p, &pt.p)?;
+                                pts.push(pt);
+                                parts.push([
+                                    (x.c0.q.view(), x.c0.p.view()),
+                                    (x.c1.q.view(), x.c1.p.view()),
+                                ]);
                             }
                             Some(None) => match id.as_mut() {
                                 None => {
@@ -655,6 +652,15 @@ impl Evaluator {
                         }
                     }
                 }
+                let [mut a0, mut a1] = if pts.is_empty() {
+                    let zero = PolyQP {
+                        q: rq.zero::<Eval>(level + 1)?,
+                        p: rp.zero::<Eval>(rp.max_limbs())?,
+                    };
+                    [zero.clone(), zero]
+                } else {
+                    ks.inner_product_refs(&pts, &parts, None)?
+                };
                 if let Some((i0, i1)) = id {
                     rq.add_assign(&mut a0.q, &self.times_p(&i0)?)?;
                     rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;

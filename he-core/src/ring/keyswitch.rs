@@ -233,6 +233,20 @@ impl KeySwitchBasis {
         keys: &[[(PolyView<'_, Eval>, PolyView<'_, Eval>); 2]],
         perm: Option<&[u32]>,
     ) -> Result<[PolyQP; 2]> {
+        let refs: Vec<&PolyQP> = digits.iter().collect();
+        self.inner_product_refs(&refs, keys, perm)
+    }
+
+    /// [`inner_product`](Self::inner_product) over borrowed digits: any `Σ_j x_j ⊙ (y_j, y'_j)`
+    /// over `Q_l ∪ P` with lazy 128-bit accumulation — also the plaintext-times-ciphertext
+    /// sums of double-hoisted linear transforms (`x_j` the diagonals, `(y_j, y'_j)` the rotated
+    /// ciphertexts' components).
+    pub fn inner_product_refs(
+        &self,
+        digits: &[&PolyQP],
+        keys: &[[(PolyView<'_, Eval>, PolyView<'_, Eval>); 2]],
+        perm: Option<&[u32]>,
+    ) -> Result<[PolyQP; 2]> {
         let n = self.ring_q.degree();
         let k = self.ring_p.max_limbs();
         let Some(first) = digits.first() else {

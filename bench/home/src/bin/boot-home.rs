@@ -53,6 +53,7 @@ fn main() -> Result<(), BoxError> {
     let preset = match logn {
         16 if args.iter().any(|a| a == "--no-arcsine") => BootstrapPreset::N16Levels9NoArcSine,
         16 => BootstrapPreset::N16Levels9,
+        14 if args.iter().any(|a| a == "--no-arcsine") => BootstrapPreset::N16Levels9NoArcSine,
         14 => BootstrapPreset::N16Levels9,
         12 => BootstrapPreset::N12InsecureForTesting,
         other => return Err(format!("--logn {other}: presets exist for 16 and 12").into()),
@@ -61,6 +62,7 @@ fn main() -> Result<(), BoxError> {
     if logn == 14 {
         // A scaled-down copy of the N = 2^16 layout (insecure at N = 2^14): for tuning only.
         config.log_n = 14;
+        config.log_slots = 13;
         config.security = he_core::rlwe::Security::InsecureForTesting;
     }
     if args.iter().any(|a| a == "--degree") {
@@ -120,6 +122,77 @@ fn main() -> Result<(), BoxError> {
     }
     cpu.sort_by(|a, b| a.total_cmp(b));
     let cpu_median = cpu[cpu.len() / 2];
+    if args.iter().any(|a| a == "--micro") {
+        // CPU seconds of the building blocks at the levels bootstrapping uses them.
+        let ev = bs.evaluator();
+        let time =
+            |what: &str, f: &mut dyn FnMut() -> he_core::Result<()>| -> he_core::Result<()> {
+                let t = process_cpu_us();
+                f()?;
+                eprintln!("[micro] {what}: {:.1} ms", (process_cpu_us() - t) / 1e3);
+                Ok(())
+            };
+        let top = params.max_level();
+        let x = enc.encrypt(&ecd.encode_complex(&z, top, params.default_scale())?)?;
+        let x20 = {
+            let mut y = x.clone();
+            ev.drop_to_level(&mut y, 20)?;
+            y
+        };
+        {
+            use he_core::rlwe::keyswitch::{decompose, key_switch_decomposed_qp};
+            let c1 = &x.parts()[1];
+            let g = he_core::rlwe::galois_element_for_rotation(params.degree(), 1);
+            let keys = bs.evaluator();
+            let _ = keys;
+            let key = he_core::rlwe::KeyGenerator::new(&sk).galois_key(g)?;
+            let rq = params.ring_q();
+            let perm = rq.automorphism_eval_permutation(g)?;
+            time("  INTT of c1 (top)", &mut || {
+                rq.to_coeff(c1.clone()).map(|_| ())
+            })?;
+            time("  ModUp (decompose, top)", &mut || {
+                decompose(&params, c1).map(|_| ())
+            })?;
+            let dec = decompose(&params, c1)?;
+            time("  inner product, no perm (top)", &mut || {
+                key_switch_decomposed_qp(&params, &dec, &key, None).map(|_| ())
+            })?;
+            time("  inner product, perm (top)", &mut || {
+                key_switch_decomposed_qp(&params, &dec, &key, Some(&perm)).map(|_| ())
+            })?;
+            let [a0, _] = key_switch_decomposed_qp(&params, &dec, &key, None)?;
+            time("  ModDown one poly (top)", &mut || {
+                params.key_switch_basis().mod_down(a0.clone()).map(|_| ())
+            })?;
+            time("  NTT one poly (top, all limbs)", &mut || {
+                rq.to_eval(rq.to_coeff(c1.clone())?).map(|_| ())
+            })?;
+        }
+        time("rotate at top level", &mut || ev.rotate(&x, 1).map(|_| ()))?;
+        time("rotate at level 20", &mut || ev.rotate(&x20, 1).map(|_| ()))?;
+        time("mul_relin at level 20", &mut || {
+            ev.mul_relin(&x20, &x20).map(|_| ())
+        })?;
+        time("rescale at level 20", &mut || ev.rescale(&x20).map(|_| ()))?;
+        time("hoisted 16 rotations at top", &mut || {
+            ev.rotate_hoisted(&x, &(1..=16).collect::<Vec<i64>>())
+                .map(|_| ())
+        })?;
+        let (raised, ratio) = bs.mod_raise_ciphertext(&ct)?;
+        time("CoeffToSlot", &mut || bs.coeff_to_slot(&raised).map(|_| ()))?;
+        let y = bs.coeff_to_slot(&raised)?;
+        time("EvalMod (both halves)", &mut || {
+            bs.eval_mod_split(&y, ratio).map(|_| ())
+        })?;
+        let mut yy = ev.add(&y, &y)?;
+        ev.set_scale(&mut yy, y.scale())?;
+        time("one EvalMod", &mut || {
+            bs.eval_mod()
+                .evaluate(ev, &yy, ratio / (2.0 * std::f64::consts::PI), 2f64.powi(61))
+                .map(|_| ())
+        })?;
+    }
     if args.iter().any(|a| a == "--phases") {
         // Process CPU time: with one thread, robust to other processes on the machine.
         let t = process_cpu_us();

@@ -64,7 +64,8 @@ pub enum BootstrapPreset {
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
     N16Levels9,
     /// As [`N16Levels9`](Self::N16Levels9) without the arcsine correction: 2 levels fewer in
-    /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1699`), message ratio `2^8`.
+    /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1699`), message ratio `2^8`
+    /// (the default in Lattigo and OpenFHE, which apply no arcsine either).
     /// Faster, and as precise on data whose coefficients are small (random slots); a large
     /// constant component loses precision as `(2π·c/R)²/6` (about 16 bits for `c = 0.5`).
     N16Levels9NoArcSine,
