@@ -29,16 +29,21 @@ fn bootstrap_with_keys_from_a_store_under_a_small_budget() {
     let pks = PmemKeyStore::new(Arc::clone(&store), "boot/");
     pks.insert(&keys.eval_keys.relinearization_key().unwrap())
         .unwrap();
-    pks.insert(&keys.eval_keys.switching_key(KeyKind::SparseToDense).unwrap())
-        .unwrap();
+    pks.insert(
+        &keys
+            .eval_keys
+            .switching_key(KeyKind::SparseToDense)
+            .unwrap(),
+    )
+    .unwrap();
     for g in keys.eval_keys.galois_elements() {
         pks.insert(&keys.eval_keys.galois_key(g).unwrap()).unwrap();
     }
     assert_eq!(pks.galois_elements(), keys.eval_keys.galois_elements());
 
     let enc_key = keys.encapsulation.clone();
-    let dram = Bootstrapper::new(&params, &config, Arc::new(keys.eval_keys), enc_key.clone())
-        .unwrap();
+    let dram =
+        Bootstrapper::new(&params, &config, Arc::new(keys.eval_keys), enc_key.clone()).unwrap();
     let pmem = Bootstrapper::new(&params, &config, Arc::new(pks), enc_key).unwrap();
 
     let ecd = Encoder::new(&params).unwrap();

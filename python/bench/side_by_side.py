@@ -8,7 +8,7 @@ Measures, per image (latency mode, one image per ciphertext set, N = 2^13 like T
 tutorial), with homefhe: `plan.encrypt_input` (secret key, seeded), `plan.run`,
 `plan.decrypt_output`; the same with the Rust API (python/examples/rust_api_baseline.rs, run as
 a subprocess, alternating with the Python rounds so that machine load hits both alike); and
-reads TenSEAL's numbers from bench/nn-peer/tenseal_cnn.py's JSON line. Counts the lines of user
+reads TenSEAL's numbers from benches/nn-peer/tenseal_cnn.py's JSON line. Counts the lines of user
 code each library needs for the tutorial (non-blank, non-comment lines; see `count_lines`).
 Prints one JSON object and a Markdown table.
 """
@@ -39,7 +39,7 @@ def count_lines() -> dict:
     """User code for the tutorial, counted the same way for both libraries.
 
     homefhe: the README quickstart (import, model, plan, data, keys, encrypt, run, decrypt,
-    print). TenSEAL: the tutorial's user code in bench/nn-peer/tenseal_cnn.py: the context
+    print). TenSEAL: the tutorial's user code in benches/nn-peer/tenseal_cnn.py: the context
     (`make_context`), getting the weights out of the model (`load_weights`), the encrypted
     forward pass (`enc_forward`), converting the weights to lists, and per image
     `im2col_encoding` + `decrypt` (data loading and timing excluded on both sides)."""

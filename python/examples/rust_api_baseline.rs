@@ -1,4 +1,4 @@
-//! The Rust-API baseline for the Python-overhead measurement (bench/nn-peer/homefhe_py.py):
+//! The Rust-API baseline for the Python-overhead measurement (benches/nn-peer/homefhe_py.py):
 //! the same work as the Python harness — the committed MNIST CNN planned in latency mode at
 //! N = 2^13 (`min_scale_bits` 24, no calibration, as `Model.plan(mode="latency", log_n=13,
 //! min_scale_bits=24)`), secret-key (seeded) encryption of one image, `Engine::run`,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """OpenFHE CKKS full-slot bootstrapping benchmark (EvalBootstrap) via the `openfhe` wheel.
 
-Run with bench/peer/.venv310/bin/python (see setup.sh); prints ONE JSON line on stdout (key
+Run with benches/peer/.venv310/bin/python (see setup.sh); prints ONE JSON line on stdout (key
 list in README.md, "Bootstrapping"), progress on stderr.
 
 What is built: CKKSRNS with the requested secret distribution, ring dimension 2^logn, first

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # TenSEAL side-by-side benchmark of nn/models/{mnist,fashion}_cnn.onnx.
-# Usage: bench/nn-peer/run.sh [K images, default 64] [extra args for tenseal_cnn.py]
+# Usage: benches/nn-peer/run.sh [K images, default 64] [extra args for tenseal_cnn.py]
 # Sets up nn/scripts/.venv (idempotent), then runs both datasets; JSON lines are printed and
-# appended to bench/nn-peer/results/tenseal.jsonl (gitignored).
+# appended to benches/nn-peer/results/tenseal.jsonl (gitignored).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 py="$("$root/nn/scripts/setup_venv.sh" | tail -n1)"

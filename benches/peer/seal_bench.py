@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Microsoft SEAL CKKS micro-benchmarks via TenSEAL's low-level binding (tenseal.sealapi).
 
-Run with bench/peer/.venv311/bin/python (see setup.sh). Prints one JSON object per op.
+Run with benches/peer/.venv311/bin/python (see setup.sh). Prints one JSON object per op.
 Chain: [60] + [40]*k + [60] bits, last prime = special (key-switching) prime, scale 2^40.
 SEAL's evaluator is single-threaded: --threads 2 runs the identical single-threaded code and
 is only reported (with "note") so that the table has a row for it.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """OpenFHE CKKS micro-benchmarks via the `openfhe` Python wheel (CPython 3.10 only).
 
-Run with bench/peer/.venv310/bin/python (see setup.sh). Prints one JSON object per op.
+Run with benches/peer/.venv310/bin/python (see setup.sh). Prints one JSON object per op.
 Parameters: CKKSRNS, FirstModSize=60, ScalingModSize=40, multiplicative depth = number of
 40-bit primes (so L = depth+1 ciphertext primes, same Q chain as SEAL), FIXEDMANUAL rescaling,
 HYBRID key switching with --dnum large digits (default 3; OpenFHE picks the special primes P

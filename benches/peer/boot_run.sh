@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # One command for the CKKS bootstrapping comparison (OpenFHE EvalBootstrap vs HomE):
-#   bench/peer/boot_run.sh                        # logN 16, threads 1 2, 3 reps
-#   THREADS=1 REPS=1 bench/peer/boot_run.sh       # one quick pass
-#   LOGN=12 REPS=1 THREADS=1 SKIP_HOME=1 bench/peer/boot_run.sh   # smoke test (HEStd_NotSet)
+#   benches/peer/boot_run.sh                        # logN 16, threads 1 2, 3 reps
+#   THREADS=1 REPS=1 benches/peer/boot_run.sh       # one quick pass
+#   LOGN=12 REPS=1 THREADS=1 SKIP_HOME=1 benches/peer/boot_run.sh   # smoke test (HEStd_NotSet)
 # Env: LOGN (default 16), THREADS (default "1 2"), REPS (default 3), SKIP_HOME=1 (OpenFHE only),
 #      SKIP_OPENFHE=1 (HomE only), OPENFHE_BOOT_ARGS (extra openfhe_boot.py arguments; default
 #      "--secret encapsulated --level-budget 3,3 --first-mod-bits 52 --correction-factor 2" at
 #      logN 16: the settings that fit in ~12 GiB with the best precision found, see README.md;
 #      at other logN "... --first-mod-bits 56 --correction-factor 6 --security none"),
 #      HOME_BOOT_ARGS (extra boot-home arguments).
-# Output: JSON lines appended to bench/peer/boot_results.jsonl, a Markdown table on stdout
+# Output: JSON lines appended to benches/peer/boot_results.jsonl, a Markdown table on stdout
 # (of this run's lines only; `boot_table.py boot_results.jsonl` shows everything, last wins).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

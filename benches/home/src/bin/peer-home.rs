@@ -1,4 +1,4 @@
-//! HomE's side of the CKKS peer benchmark (bench/peer): the same operations as the SEAL and
+//! HomE's side of the CKKS peer benchmark (benches/peer): the same operations as the SEAL and
 //! OpenFHE scripts, at the same ring degree and ciphertext chain ([60] + [40] x L, scale 2^40),
 //! printed as JSON lines, in two key-switching configurations:
 //!

@@ -1,7 +1,7 @@
-//! HomE's side of the bootstrapping peer benchmark (bench/peer/boot_run.sh): one full-slot
+//! HomE's side of the bootstrapping peer benchmark (benches/peer/boot_run.sh): one full-slot
 //! bootstrap of inputs uniform in [-1, 1] (real parts; imaginary parts zero, as OpenFHE's
 //! script encodes), timed `reps` times after one warm-up, printed as one JSON line with the
-//! keys bench/peer/README.md lists.
+//! keys benches/peer/README.md lists.
 //!
 //! Usage: boot-home --logn 16|12 --threads T --reps R [--no-arcsine] [--phases] [--dry]
 //! (`--dry`: parameters, rotation count and key-size estimate only, no key generation.)

@@ -1,5 +1,5 @@
 //! Shared helpers of HomE's benchmark programs: medians and JSON lines in the format of
-//! `bench/peer/table.py`.
+//! `benches/peer/table.py`.
 
 use std::time::Instant;
 
@@ -53,7 +53,7 @@ pub fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
-/// One result line, as `bench/peer/table.py` reads them (the fields of its JSON schema).
+/// One result line, as `benches/peer/table.py` reads them (the fields of its JSON schema).
 #[allow(clippy::too_many_arguments)]
 pub fn json_line(
     lib: &str,

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One command for the CKKS peer comparison (SEAL, OpenFHE, HomE):
-#   bench/peer/run.sh                 # logN 14 15 16, threads 1 2
-#   LOGNS="14" REPS=5 bench/peer/run.sh
+#   benches/peer/run.sh                 # logN 14 15 16, threads 1 2
+#   LOGNS="14" REPS=5 benches/peer/run.sh
 # Env: LOGNS (default "14 15 16"), THREADS (default "1 2"), REPS (default 20/10/5 for logN
 # 14/15/16), SKIP_HOME=1 (do not build/run the HomE side), OPENFHE_DNUM (default 3).
-# Output: bench/peer/results.jsonl (all JSON lines) and a Markdown table on stdout.
+# Output: benches/peer/results.jsonl (all JSON lines) and a Markdown table on stdout.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -31,7 +31,7 @@ ok = any(p["name"] == "he-bench" and any(t["name"] == "peer-home" for t in p["ta
 sys.exit(0 if ok else 1)'; then
     HAVE_HOME=1
   else
-    echo "[run] NOTE: no he-bench/peer-home binary in the workspace; HomE column will be empty" >&2
+    echo "[run] NOTE: no he-benches/peer-home binary in the workspace; HomE column will be empty" >&2
   fi
 fi
 
