@@ -13,8 +13,9 @@ import json
 import sys
 
 DASH = "\u2014"
-PEER_ORDER = {"home": 0, "openfhe": 1}
-PEER_NAME = {"home": "HomE", "openfhe": "OpenFHE"}
+PEER_ORDER = {"home": 0, "home-noarcsine": 1, "openfhe": 2}
+PEER_NAME = {"home": "HomE N16Levels9", "home-noarcsine": "HomE N16Levels9NoArcSine",
+             "openfhe": "OpenFHE"}
 
 
 def read(streams):
@@ -67,7 +68,7 @@ def main(argv):
         r = rows[key]
         ratio = DASH
         cpu_ratio = DASH
-        if peer == "home":
+        if peer.startswith("home"):
             o = rows.get((logn, t, "openfhe"))
             try:
                 ratio = f"{float(r['boot_s_median']) / float(o['boot_s_median']):.2f}"

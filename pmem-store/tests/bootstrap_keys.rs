@@ -70,3 +70,45 @@ fn bootstrap_with_keys_from_a_store_under_a_small_budget() {
     assert!(p.mean_bits > 22.0, "{p:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bootstrapping_dft_factors_served_from_the_store() {
+    // The pre-encoded CoeffToSlot/SlotToCoeff factors are serializable objects: stored once,
+    // memory-mapped back, decoded and checked against the parameters.
+    use he_core::circuits::lintrans::{BabySteps, LinearTransform};
+    use he_core::ckks::Complex64;
+    use he_core::serialize::Serializable;
+    use pmem_store::{ObjectMeta, ObjectType};
+    let config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
+    let params = config.parameters().unwrap();
+    let ecd = Encoder::new(&params).unwrap();
+    let factors = he_core::circuits::bootstrapping::dft::slot_to_coeff_factors(
+        params.degree(),
+        params.slots(),
+        2,
+        Complex64::new(1.0, 0.0),
+    )
+    .unwrap();
+    let dir = fresh_dir("lintrans");
+    let store = Store::create(&dir, StoreConfig::new(Some(params.hash())).budget(1 << 26)).unwrap();
+    let mut lts = Vec::new();
+    for (f, d) in factors.iter().enumerate() {
+        let l = 3 - f;
+        let lt: LinearTransform =
+            LinearTransform::encode(&ecd, d, l, params.q()[l] as f64, BabySteps::Auto).unwrap();
+        store
+            .put(
+                &format!("stc/{f}"),
+                &ObjectMeta::new(ObjectType::Bytes, params.hash()),
+                &lt.to_bytes(),
+            )
+            .unwrap();
+        lts.push(lt);
+    }
+    for (f, lt) in lts.iter().enumerate() {
+        let h = store.get(&format!("stc/{f}")).unwrap();
+        let back = LinearTransform::from_bytes(&params, h.bytes()).unwrap();
+        assert_eq!(&back, lt);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -222,7 +222,12 @@ fn main() -> Result<(), BoxError> {
     let median = sorted[sorted.len() / 2];
     let all: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
     println!(
-        "{{\"peer\": \"home\", \"version\": \"{}\", \"logn\": {logn}, \"slots\": {}, \"threads\": {threads}, \"secret\": \"uniform\", \"encapsulation_h\": {}, \"levels_after\": {}, \"boot_s_median\": {median:.3}, \"boot_s_all\": [{}], \"boot_cpu_s_median\": {cpu_median:.3}, \"keygen_s\": {:.2}, \"keygen_only_s\": {keygen_s:.2}, \"setup_s\": {setup_s:.2}, \"key_bytes\": {key_bytes}, \"plaintext_bytes\": {}, \"peak_rss_mib\": {:.0}, \"prec_min_bits\": {:.2}, \"prec_mean_bits\": {:.2}, \"prec_mean_slot_bits\": {:.2}, \"prec_median_bits\": {:.2}, \"max_abs_error\": {:.3e}, \"prec_complex_mean_bits\": {:.2}, \"log_qp\": {:.1}, \"dnum\": {}}}",
+        "{{\"peer\": \"{}\", \"version\": \"{}\", \"logn\": {logn}, \"slots\": {}, \"threads\": {threads}, \"secret\": \"uniform\", \"encapsulation_h\": {}, \"levels_after\": {}, \"boot_s_median\": {median:.3}, \"boot_s_all\": [{}], \"boot_cpu_s_median\": {cpu_median:.3}, \"keygen_s\": {:.2}, \"keygen_only_s\": {keygen_s:.2}, \"setup_s\": {setup_s:.2}, \"key_bytes\": {key_bytes}, \"plaintext_bytes\": {}, \"peak_rss_mib\": {:.0}, \"prec_min_bits\": {:.2}, \"prec_mean_bits\": {:.2}, \"prec_mean_slot_bits\": {:.2}, \"prec_median_bits\": {:.2}, \"max_abs_error\": {:.3e}, \"prec_complex_mean_bits\": {:.2}, \"log_qp\": {:.1}, \"dnum\": {}}}",
+        if config.eval_mod.arcsine == he_core::circuits::bootstrapping::ArcSine::None {
+            "home-noarcsine"
+        } else {
+            "home"
+        },
         env!("CARGO_PKG_VERSION"),
         params.slots(),
         config.sparse_secret.unwrap_or(0),
