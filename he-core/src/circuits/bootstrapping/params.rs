@@ -62,12 +62,19 @@ pub enum BootstrapPreset {
     ///   noise, amplified by `R·K` in EvalMod, is the largest term at `N = 2^16`);
     /// - `P`: 6 primes of 61 bits, `α = 6` (5 key-switching digits);
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
+    ///
+    /// Measured (BENCHMARKS.md, AVX2 machine): 25.5 bits mean / 23.0 min (Lattigo's statistics,
+    /// inputs uniform in [-1, 1]); keys 7.9 GiB (46 rotations, conjugation, relinearization,
+    /// sparse-to-dense), 3.9 GiB of DFT plaintexts, 23.4 s on one thread.
     N16Levels9,
     /// As [`N16Levels9`](Self::N16Levels9) without the arcsine correction: 2 levels fewer in
     /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1699`), message ratio `2^8`
     /// (the default in Lattigo and OpenFHE, which apply no arcsine either).
     /// Faster, and as precise on data whose coefficients are small (random slots); a large
     /// constant component loses precision as `(2π·c/R)²/6` (about 16 bits for `c = 0.5`).
+    ///
+    /// Measured (BENCHMARKS.md, AVX2 machine): 24.7 bits mean / 22.2 min; keys 6.1 GiB; 18.2 s
+    /// on one thread, 8.7 s on two (0.46× and 0.43× of OpenFHE 1.6.1 in the same run).
     N16Levels9NoArcSine,
     /// The same layout at `N = 2^12` with 2 levels after bootstrapping, 2-factor DFTs and the
     /// arcsine correction (2 more EvalMod levels): **not secure** (the chain is far too long for `N = 2^12`); for tests and tutorials only.
