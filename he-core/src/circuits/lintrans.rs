@@ -229,22 +229,28 @@ pub enum BabySteps {
     Fixed(usize),
 }
 
+impl BabySteps {
+    /// The `n1` for these diagonal indices on `slots` slots; a fixed `n1` must be a power of two
+    /// `≤ slots`.
+    fn resolve(self, indices: &[usize], slots: usize) -> Result<usize> {
+        match self {
+            BabySteps::Auto => Ok(best_n1(indices, slots)),
+            BabySteps::Fixed(n1) if n1.is_power_of_two() && n1 <= slots => Ok(n1),
+            BabySteps::Fixed(n1) => Err(Error::OutOfRange {
+                what: "baby steps n1",
+                found: n1.to_string(),
+                allowed: format!("a power of two <= {slots}"),
+            }),
+        }
+    }
+}
+
 /// The rotation steps a transform of these diagonals will need, without encoding anything
 /// (what key generation asks before the transform exists).
 pub fn rotations_for(diagonals: &Diagonals, baby_steps: BabySteps) -> Result<Vec<i64>> {
     let slots = diagonals.slots();
     let indices: Vec<usize> = diagonals.indices().collect();
-    let n1 = match baby_steps {
-        BabySteps::Auto => best_n1(&indices, slots),
-        BabySteps::Fixed(n1) if n1.is_power_of_two() && n1 <= slots => n1,
-        BabySteps::Fixed(n1) => {
-            return Err(Error::OutOfRange {
-                what: "baby steps n1",
-                found: n1.to_string(),
-                allowed: format!("a power of two <= {slots}"),
-            })
-        }
-    };
+    let n1 = baby_steps.resolve(&indices, slots)?;
     let mut r: Vec<i64> = indices
         .iter()
         .flat_map(|k| [(k % n1) as i64, ((k / n1) * n1 % slots) as i64])
@@ -318,17 +324,7 @@ impl LinearTransform {
             ));
         }
         let indices: Vec<usize> = diagonals.indices().collect();
-        let n1 = match baby_steps {
-            BabySteps::Auto => best_n1(&indices, slots),
-            BabySteps::Fixed(n1) if n1.is_power_of_two() && n1 <= slots => n1,
-            BabySteps::Fixed(n1) => {
-                return Err(Error::OutOfRange {
-                    what: "baby steps n1",
-                    found: n1.to_string(),
-                    allowed: format!("a power of two <= {slots}"),
-                })
-            }
-        };
+        let n1 = baby_steps.resolve(&indices, slots)?;
         let mut grouped: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for k in &indices {
             grouped.entry(k / n1).or_default().push(k % n1);
