@@ -14,12 +14,16 @@ Models: ``homefhe.Model.from_onnx(path).plan(mode="throughput")`` gives a ``Plan
 client side (``keygen``, ``encrypt_input``, ``decrypt_output``) and the server side
 (``run(ciphertexts, eval_keys)``, public evaluation keys only).
 
+Bootstrapping: ``ctx = homefhe.Context.bootstrappable("n12-insecure-for-testing")``,
+``bk = sk.bootstrap_keys()``, ``ct.bootstrap(bk)`` (``ctx.levels_after`` levels again).
+
 Every failure raises ``homefhe.HomeError`` (or a subclass) with the Rust library's message.
 Threads: ``homefhe.set_num_threads(n)``, the ``threads=`` argument of long calls, or the
 environment variable ``HOMEFHE_NUM_THREADS``.
 """
 
 from ._homefhe import (
+    BootstrapKeys,
     Ciphertext,
     Context,
     DecodeError,
@@ -44,6 +48,7 @@ from ._homefhe import (
 from . import _homefhe as _native
 
 __all__ = [
+    "BootstrapKeys",
     "Ciphertext",
     "Context",
     "DecodeError",

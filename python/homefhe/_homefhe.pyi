@@ -89,6 +89,16 @@ class Context:
     def from_bytes(data: _Bytes) -> "Context":
         """Loads parameters written by ``to_bytes`` (re-validated, security included)."""
     @staticmethod
+    def bootstrappable(
+        preset: Literal["n12-insecure-for-testing", "n16", "n16-no-arcsine"],
+    ) -> "Context":
+        """The chain of a bootstrapping preset; the context remembers it (for every context of
+        the same parameters in this process). ``"n12-insecure-for-testing"``: N = 2^12, **not
+        secure**, seconds, for tests; ``"n16"``: N = 2^16, 128-bit, 9 levels after
+        bootstrapping, arcsine correction (about 14 GiB of memory); ``"n16-no-arcsine"``: the
+        same without the arcsine, faster, less precise on large constant components. A server
+        that receives the parameters as bytes calls this too (same preset, same parameters)."""
+    @staticmethod
     def sum_rotations(length: int) -> list[int]:
         """Rotation steps ``[1, 2, 4, ...]`` that ``Ciphertext.sum``/``dot`` need for ``length`` values."""
     @property
@@ -121,6 +131,12 @@ class Context:
     @property
     def params_hash(self) -> int:
         """Fingerprint of the parameters carried by every serialized object."""
+    @property
+    def bootstrap_preset(self) -> Optional[str]:
+        """The bootstrapping preset of these parameters, or None when not bootstrappable."""
+    @property
+    def levels_after(self) -> Optional[int]:
+        """Levels of a bootstrapped ciphertext, or None when not bootstrappable."""
     def describe(self) -> str:
         """One-line description of the parameters."""
     def keygen(self) -> "SecretKey":
@@ -129,6 +145,12 @@ class Context:
         """Attaches evaluation keys used by ciphertext operators when no ``keys=`` is given."""
     def eval_keys(self) -> Optional["EvalKeys"]:
         """The attached evaluation keys, if any."""
+    def set_bootstrap_keys(self, keys: Optional["BootstrapKeys"]) -> None:
+        """Attaches bootstrapping keys used by ``Ciphertext.bootstrap()`` when no ``keys=`` is
+        given (``None`` detaches). The operators keep using ``set_eval_keys``'s keys: attach
+        ``keys.eval_keys`` there too to multiply and rotate with the same keys."""
+    def bootstrap_keys(self) -> Optional["BootstrapKeys"]:
+        """The attached bootstrapping keys, if any."""
     def encode(
         self, values: _Values, level: Optional[int] = None, scale: Optional[float] = None
     ) -> "Plaintext":
@@ -163,6 +185,9 @@ class SecretKey:
     ) -> "EvalKeys":
         """Evaluation keys for exactly what is asked: relinearization, one Galois key per
         rotation step, conjugation."""
+    def bootstrap_keys(self) -> "BootstrapKeys":
+        """Everything ``Ciphertext.bootstrap`` needs for the context's preset (the context must
+        come from ``Context.bootstrappable``; otherwise ``HomeError``)."""
     def decrypt(self, ciphertext: "Ciphertext", complex: bool = False) -> npt.NDArray[np.float64]:
         """Decrypts to numpy (``complex=True``: complex128)."""
     def export_secret_bytes(self) -> bytes:
@@ -210,6 +235,29 @@ class EvalKeys:
     @staticmethod
     def from_bytes(data: _Bytes, context: Context) -> "EvalKeys":
         """Loads keys written by ``to_bytes``, validated against ``context``."""
+
+class BootstrapKeys:
+    """Bootstrapping keys from ``SecretKey.bootstrap_keys()``: relinearization, conjugation,
+    the DFTs' rotations and the two keys of sparse-secret encapsulation. Public (no secret
+    material). Held in memory only: they neither pickle nor have ``to_bytes`` (he-core has no
+    serialized form of the encapsulation key yet). The bootstrapper over them (the pre-encoded
+    DFT factors) is built on the first ``bootstrap`` and kept."""
+
+    @property
+    def context(self) -> Context: ...
+    @property
+    def preset(self) -> str:
+        """The preset's name."""
+    @property
+    def levels_after(self) -> int:
+        """Level of a bootstrapped ciphertext."""
+    @property
+    def eval_keys(self) -> EvalKeys:
+        """The evaluation keys inside (relinearization, conjugation, rotations), for the
+        ciphertext operators: ``ctx.set_eval_keys(bk.eval_keys)``."""
+    @property
+    def nbytes(self) -> int:
+        """Bytes of key material in memory."""
 
 class Plaintext:
     """An encoded, unencrypted vector at a level and scale."""
@@ -276,6 +324,11 @@ class Ciphertext:
         """Sum of the values in slot 0 (keys: ``Context.sum_rotations(len(self))``)."""
     def dot(self, other: _Operand, keys: Optional[EvalKeys] = None) -> "Ciphertext":
         """Inner product with a ciphertext or an array: ``(self * other).rescale().sum()``."""
+    def bootstrap(self, keys: Optional[BootstrapKeys] = None) -> "Ciphertext":
+        """Refreshes the ciphertext (any level; dropped to level 0 first): the result has
+        ``context.levels_after`` levels and the default scale. Uses ``keys`` or those attached
+        with ``Context.set_bootstrap_keys``. ``HomeError`` when the context is not
+        bootstrappable, ``MissingKeyError`` when no keys are given or attached."""
     def decrypt(self, secret_key: SecretKey, complex: bool = False) -> npt.NDArray[np.float64]:
         """Decrypts to numpy."""
     def to_bytes(self) -> bytes:

@@ -1,5 +1,7 @@
 //! CKKS bindings: `Context`, `SecretKey`, `PublicKey`, `EvalKeys`, `Plaintext`, `Ciphertext`.
+//! (The bootstrapping methods call into [`crate::boot`].)
 
+use crate::boot::{self, BootInner, PyBootstrapKeys};
 use crate::container::{self, KEYSET_MAGIC};
 use crate::{bytes_of, caught, count_secret_key, guard, restorer, Failure, Res};
 use he_core::ckks::Plaintext as CorePt;
@@ -24,6 +26,7 @@ pub(crate) struct Ctx {
     pub(crate) encoder: Arc<Encoder>,
     bare: Evaluator,
     attached: RwLock<Option<Arc<KeysInner>>>,
+    attached_boot: RwLock<Option<Arc<BootInner>>>,
 }
 
 /// An evaluation-key set and the evaluator that uses it.
@@ -33,7 +36,7 @@ pub(crate) struct KeysInner {
 }
 
 impl KeysInner {
-    fn new(ctx: &Ctx, set: EvalKeySet) -> Res<Self> {
+    pub(crate) fn new(ctx: &Ctx, set: EvalKeySet) -> Res<Self> {
         let set = Arc::new(set);
         let eval = Evaluator::with_keys(&ctx.params, set.clone())?;
         Ok(Self { set, eval })
@@ -70,6 +73,7 @@ impl Ctx {
             encoder,
             bare,
             attached: RwLock::new(None),
+            attached_boot: RwLock::new(None),
         });
         let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
         c.push((ctx.params.hash(), Arc::downgrade(&ctx)));
@@ -87,6 +91,14 @@ impl Ctx {
 
     fn attached(&self) -> Option<Arc<KeysInner>> {
         self.attached
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The bootstrapping keys attached with `Context.set_bootstrap_keys`, if any.
+    pub(crate) fn attached_boot(&self) -> Option<Arc<BootInner>> {
+        self.attached_boot
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -140,7 +152,7 @@ fn parse_security(s: &Bound<'_, PyAny>) -> PyResult<Security> {
     }
 }
 
-fn same_params(ctx: &Ctx, other: &Ctx) -> Res<()> {
+pub(crate) fn same_params(ctx: &Ctx, other: &Ctx) -> Res<()> {
     ctx.params.check_hash(other.params.hash())?;
     Ok(())
 }
@@ -262,6 +274,53 @@ impl PyContext {
             }
         };
         Ok(Self::wrap(ctx))
+    }
+
+    /// The chain of a bootstrapping preset: `"n12-insecure-for-testing"` (N = 2^12, not
+    /// secure, for tests), `"n16"` (N = 2^16, 128-bit, 9 levels after bootstrapping, arcsine
+    /// correction) or `"n16-no-arcsine"` (faster; less precise on large constant components).
+    /// The context remembers the preset: `Ciphertext.bootstrap` works on it.
+    #[staticmethod]
+    fn bootstrappable(py: Python<'_>, preset: &str) -> PyResult<Self> {
+        boot::bootstrappable(py, preset)
+    }
+
+    /// The bootstrapping preset of these parameters, or `None` when not bootstrappable.
+    #[getter]
+    fn bootstrap_preset(&self) -> Option<&'static str> {
+        boot::preset_of(self.ctx.params.hash()).map(boot::preset_name)
+    }
+
+    /// Levels a bootstrapped ciphertext has (`None` when not bootstrappable).
+    #[getter]
+    fn levels_after(&self) -> Option<usize> {
+        boot::preset_of(self.ctx.params.hash())
+            .map(|p| he_core::circuits::bootstrapping::BootstrapConfig::preset(p).levels_after())
+    }
+
+    /// Attaches bootstrapping keys: `Ciphertext.bootstrap()` uses them when no keys are passed.
+    /// `None` detaches.
+    fn set_bootstrap_keys(&self, keys: Option<PyRef<'_, PyBootstrapKeys>>) -> PyResult<()> {
+        let k = match keys {
+            Some(k) => {
+                caught(|| same_params(&self.ctx, &k.ctx))?;
+                Some(k.inner.clone())
+            }
+            None => None,
+        };
+        *self
+            .ctx
+            .attached_boot
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = k;
+        Ok(())
+    }
+
+    /// The bootstrapping keys attached with `set_bootstrap_keys`, if any.
+    fn bootstrap_keys(&self) -> Option<PyBootstrapKeys> {
+        self.ctx
+            .attached_boot()
+            .map(|inner| PyBootstrapKeys::wrap(self.ctx.clone(), inner))
     }
 
     /// Ring degree `N`.
@@ -602,6 +661,12 @@ impl PySecretKey {
             ctx: self.ctx.clone(),
             inner: Arc::new(inner),
         })
+    }
+
+    /// Bootstrapping keys for the context's preset (the context must come from
+    /// `Context.bootstrappable`): everything `Ciphertext.bootstrap` needs, public.
+    fn bootstrap_keys(&self, py: Python<'_>) -> PyResult<PyBootstrapKeys> {
+        boot::generate(py, &self.ctx, &self.sk)
     }
 
     /// Decrypts a ciphertext to numpy (float64, or complex128 with `complex=True`).
@@ -1302,6 +1367,26 @@ impl PyCiphertext {
         let a = prod.ct.clone();
         let ct = guard(py, None, move || Ok(ev.sum_slots(&a, count)?))?;
         Ok(self.derive(ct, 1))
+    }
+    /// Bootstraps (any level; dropped to level 0 first): the result has
+    /// `context.levels_after` levels and the default scale. Uses `keys` or the keys attached
+    /// with `Context.set_bootstrap_keys`.
+    #[pyo3(signature = (keys=None))]
+    fn bootstrap(
+        &self,
+        py: Python<'_>,
+        keys: Option<PyRef<'_, PyBootstrapKeys>>,
+    ) -> PyResult<Self> {
+        let inner = match keys {
+            Some(k) => {
+                caught(|| same_params(&self.ctx, &k.ctx))?;
+                k.inner.clone()
+            }
+            None => caught(|| boot::attached_or_missing(&self.ctx))?,
+        };
+        let (ctx, a) = (self.ctx.clone(), self.ct.clone());
+        let ct = guard(py, None, move || inner.bootstrap(&ctx, &a))?;
+        Ok(self.derive(ct, self.len))
     }
     /// Decrypts with `secret_key` (same as `secret_key.decrypt(self)`).
     #[pyo3(signature = (secret_key, complex=false))]

@@ -1,7 +1,7 @@
 //! # homefhe — Python bindings of HomE
 //!
 //! PyO3 (abi3) bindings of `he-core` (CKKS: parameters, keys, encryption, the evaluator,
-//! serialization) and `he-nn` (ONNX models, the planner, the cleartext simulator, encrypted
+//! serialization, bootstrapping) and `he-nn` (ONNX models, the planner, the cleartext simulator, encrypted
 //! inference split into client and server). The Python package `homefhe` (python/homefhe)
 //! re-exports this native module `homefhe._homefhe` and adds the `.pyi` stubs.
 //!
@@ -24,6 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+mod boot;
 mod ckks;
 mod container;
 mod nnapi;
@@ -70,6 +71,9 @@ pub(crate) enum Failure {
     Decode(String),
     /// An invalid argument.
     Invalid(String),
+    /// An operation this object does not support (e.g. bootstrapping a context that is not
+    /// bootstrappable).
+    Unsupported(String),
     /// A caught panic.
     Panic(String),
 }
@@ -105,6 +109,7 @@ impl From<Failure> for PyErr {
             Failure::Nn(e) => HomeError::new_err(e.to_string()),
             Failure::Decode(m) => DecodeError::new_err(m),
             Failure::Invalid(m) => HomeError::new_err(format!("invalid argument: {m}")),
+            Failure::Unsupported(m) => HomeError::new_err(m),
             Failure::Panic(m) => InternalError::new_err(format!(
                 "internal error in HomE (a Rust panic, caught; please report): {m}"
             )),
@@ -304,6 +309,7 @@ fn _homefhe(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_debug_panic, m)?)?;
     m.add("THREADS_ENV", THREADS_ENV)?;
     ckks::register(m)?;
+    boot::register(m)?;
     nnapi::register(m)?;
     Ok(())
 }
