@@ -63,7 +63,7 @@ impl EncapsulationKey {
         let (mut d64, mut s64) = (to_i64(&dense), to_i64(&sparse));
         dense.zeroize();
         sparse.zeroize();
-        let s_dense = ring.to_eval(ring.from_signed(&d64, 2)?)?;
+        let mut ps = ring.to_eval(ring.from_signed(&d64, 2)?)?;
         let mut s_sp = ring.to_eval(ring.from_signed(&s64, 2)?)?;
         d64.zeroize();
         s64.zeroize();
@@ -74,12 +74,11 @@ impl EncapsulationKey {
         ring.add_assign(&mut b, &e)?;
         let p0 = ring.moduli()[1].value();
         let q0m = ring.moduli()[0];
-        let mut ps = s_dense.clone();
+        // p0·s in place of s (secret-derived: zeroized like the secrets).
         ring.mul_rns_scalar_assign(&mut ps, &[q0m.reduce(p0), 0])?;
         ring.add_assign(&mut b, &ps)?;
         s_sp.as_mut_slice().zeroize();
-        let mut s_dense = s_dense;
-        s_dense.as_mut_slice().zeroize();
+        ps.as_mut_slice().zeroize();
         Ok(Self {
             params_hash: params.hash(),
             ring,
