@@ -71,9 +71,8 @@ fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "--double-angle") {
         config.eval_mod.double_angle = arg(&args, "--double-angle", 3)? as u32;
     }
-    if let Some(b) = args.iter().position(|a| a == "--stc-bits") {
-        config.slots_to_coeff_input_bits = arg(&args, "--stc-bits", 60)? as u32;
-        let _ = b;
+    if args.iter().any(|a| a == "--stc-bits") {
+        config.slots_to_coeff_input_bits = arg(&args, "--stc-bits", 61)? as u32;
     }
     let params = config.parameters()?;
     let rotations = Bootstrapper::rotations(&params, &config)?;
@@ -143,8 +142,6 @@ fn main() -> Result<(), BoxError> {
             use he_core::rlwe::keyswitch::{decompose, key_switch_decomposed_qp};
             let c1 = &x.parts()[1];
             let g = he_core::rlwe::galois_element_for_rotation(params.degree(), 1);
-            let keys = bs.evaluator();
-            let _ = keys;
             let key = he_core::rlwe::KeyGenerator::new(&sk).galois_key(g)?;
             let rq = params.ring_q();
             let perm = rq.automorphism_eval_permutation(g)?;

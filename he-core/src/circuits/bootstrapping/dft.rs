@@ -96,21 +96,19 @@ pub fn stage_groups(log_slots: usize, levels: usize) -> Result<Vec<std::ops::Ran
     Ok(out)
 }
 
-/// The factors of SlotToCoeff (forward stages), in the order they are applied (shortest
-/// stages first), each scaled by `factor` (the product of the factors' scalings is
-/// `factor^levels`).
-pub fn slot_to_coeff_factors(
-    degree: usize,
-    slots: usize,
-    levels: usize,
+/// Merges consecutive butterfly stages into one factor per group: the stages of each range
+/// are composed in the order given (`stage(s)` first for the range's first `s`), and the
+/// product is scaled by `factor`.
+fn merge_stages(
+    groups: impl Iterator<Item = Vec<usize>>,
+    stage: impl Fn(usize) -> Result<Diagonals>,
     factor: Complex64,
 ) -> Result<Vec<Diagonals>> {
-    let log_slots = slots.trailing_zeros() as usize;
     let mut out = Vec::new();
-    for range in stage_groups(log_slots, levels)? {
+    for range in groups {
         let mut acc: Option<Diagonals> = None;
         for s in range {
-            let st = forward_stage(degree, slots, 2 << s)?;
+            let st = stage(s)?;
             acc = Some(match acc {
                 None => st,
                 Some(a) => st.compose(&a)?,
@@ -123,6 +121,23 @@ pub fn slot_to_coeff_factors(
     Ok(out)
 }
 
+/// The factors of SlotToCoeff (forward stages), in the order they are applied (shortest
+/// stages first), each scaled by `factor` (the product of the factors' scalings is
+/// `factor^levels`).
+pub fn slot_to_coeff_factors(
+    degree: usize,
+    slots: usize,
+    levels: usize,
+    factor: Complex64,
+) -> Result<Vec<Diagonals>> {
+    let groups = stage_groups(slots.trailing_zeros() as usize, levels)?;
+    merge_stages(
+        groups.into_iter().map(|r| r.collect()),
+        |s| forward_stage(degree, slots, 2 << s),
+        factor,
+    )
+}
+
 /// The factors of CoeffToSlot (inverse stages, longest first), in the order they are
 /// applied, each scaled by `factor`.
 pub fn coeff_to_slot_factors(
@@ -131,22 +146,12 @@ pub fn coeff_to_slot_factors(
     levels: usize,
     factor: Complex64,
 ) -> Result<Vec<Diagonals>> {
-    let log_slots = slots.trailing_zeros() as usize;
-    let mut out = Vec::new();
-    for range in stage_groups(log_slots, levels)?.into_iter().rev() {
-        let mut acc: Option<Diagonals> = None;
-        for s in range.rev() {
-            let st = inverse_stage(degree, slots, 2 << s)?;
-            acc = Some(match acc {
-                None => st,
-                Some(a) => st.compose(&a)?,
-            });
-        }
-        let mut a = acc.ok_or_else(|| Error::InvalidParameters("internal: empty group".into()))?;
-        a.scale(factor);
-        out.push(a);
-    }
-    Ok(out)
+    let groups = stage_groups(slots.trailing_zeros() as usize, levels)?;
+    merge_stages(
+        groups.into_iter().rev().map(|r| r.rev().collect()),
+        |s| inverse_stage(degree, slots, 2 << s),
+        factor,
+    )
 }
 
 #[cfg(test)]
