@@ -550,6 +550,7 @@ impl Evaluator {
         let keys = self.keys()?;
         let (slots, n1, level) = (first.slots, first.n1, first.level);
         let scale = first_ct.scale() * first.scale;
+        self.check_scale_fits(scale, level, "linear transform")?;
         let mut giants: Vec<usize> = terms
             .iter()
             .flat_map(|(_, lt)| lt.groups.iter().map(|(i, _)| *i))

@@ -87,6 +87,11 @@ impl Evaluator {
     ) -> Result<()> {
         self.check_ct(a)?;
         check_const_scale(const_scale)?;
+        self.check_scale_fits(
+            a.scale() * const_scale,
+            a.level(),
+            "constant multiplication",
+        )?;
         let s = self.rns_of(c * const_scale, a.level() + 1)?;
         let rq = self.params().ring_q();
         for p in &mut a.c {
@@ -196,6 +201,11 @@ impl Evaluator {
         }
         let re = round_i128(c.re * const_scale, "real part times scale")?;
         let im = round_i128(c.im * const_scale, "imaginary part times scale")?;
+        self.check_scale_fits(
+            a.scale() * const_scale,
+            a.level(),
+            "constant multiplication",
+        )?;
         let k = self.half_monomial_poly(re, im, a.level())?;
         let rq = self.params().ring_q();
         for p in &mut a.c {
@@ -275,6 +285,7 @@ impl Evaluator {
     pub fn set_scale(&self, a: &mut Ciphertext, scale: f64) -> Result<()> {
         self.check_ct(a)?;
         check_scale("scale", scale)?;
+        self.check_scale_fits(scale, a.level(), "set_scale")?;
         a.scale = scale;
         Ok(())
     }
@@ -291,6 +302,7 @@ impl Evaluator {
                 allowed: ">= 1".into(),
             });
         }
+        self.check_scale_fits(a.scale() * k as f64, a.level(), "scale-up")?;
         let rq = self.params().ring_q();
         let s: Vec<u64> = rq.moduli()[..a.level() + 1]
             .iter()

@@ -7,11 +7,14 @@
 //! computed by the "special FFT" of HEAAN (Cheon et al. 2018, `fftSpecial` / `fftSpecialInv`),
 //! `O(N log N)` in `f64`.
 //!
-//! Decoding composes the residues of each coefficient exactly (fast base conversion with
-//! floating-point correction, HPS 2019) into two auxiliary 61-bit primes and then into an
-//! `i128`, which is exact whenever the centred coefficient is below `2^121` in magnitude.
+//! Decoding composes the residues of each coefficient exactly: below `Q_l = 2^120` through two
+//! auxiliary 61-bit primes (fast base conversion with floating-point correction, HPS 2019) into
+//! an `i128`, above in multi-word arithmetic, so no coefficient is ever wrapped by the decoder.
+//! A coefficient of magnitude `≥ Q_l/4` is refused with [`Error::OutOfRange`] (the value has
+//! wrapped modulo `Q_l`), and encoding refuses values whose coefficients would reach that bound.
 
 use super::ciphertext::Plaintext;
+use super::decode::WideComposer;
 use crate::math::primes::ntt_primes;
 use crate::math::{BaseConverter, Modulus, RnsBasis};
 use crate::ring::Coeff;
@@ -31,7 +34,13 @@ pub struct Encoder {
     /// Per level: exact conversion from `Q_l` to the two auxiliary primes.
     to_aux: Vec<BaseConverter>,
     aux: [Modulus; 2],
+    /// Per level: exact multi-word composition where `Q_l ≥ 2^120` (the auxiliary primes'
+    /// `i128` path would wrap there).
+    wide: Vec<Option<WideComposer>>,
 }
+
+/// Below this `log2(Q_l)` the auxiliary-prime composition into `i128` is exact.
+const AUX_EXACT_LOG2_Q: f64 = 120.0;
 
 impl Encoder {
     /// Precomputes the tables.
@@ -58,12 +67,23 @@ impl Encoder {
         let to_aux = (1..=params.q().len())
             .map(|l| BaseConverter::new(&RnsBasis::new(&params.q()[..l])?, &aux))
             .collect::<Result<Vec<_>>>()?;
+        let moduli = params.ring_q().moduli();
+        let wide = (1..=moduli.len())
+            .map(|l| {
+                let m = moduli.get(..l).unwrap_or(moduli);
+                let log2_q: f64 = m.iter().map(|q| (q.value() as f64).log2()).sum();
+                (log2_q >= AUX_EXACT_LOG2_Q)
+                    .then(|| WideComposer::new(m))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             params: params.clone(),
             rot_group,
             ksi,
             to_aux,
             aux,
+            wide,
         })
     }
 
@@ -183,6 +203,42 @@ impl Encoder {
         Ok(coeffs)
     }
 
+    /// Refuses coefficients that could not be decoded back at `level`: magnitude `≥ Q_l/4`
+    /// (the decoder's bound, see [`Encoder::decode_complex`]).
+    fn check_coefficients_fit(&self, coeffs: &[i128], level: usize) -> Result<()> {
+        let log2_q: f64 = self
+            .params
+            .ring_q()
+            .moduli()
+            .iter()
+            .take(level + 1)
+            .map(|m| (m.value() as f64).log2())
+            .sum();
+        let max = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
+        // Exact for Q_l < 2^128; above, every i128 (< 2^126 by construction) fits.
+        let fits = if log2_q < 127.0 {
+            let q_l: u128 = self.params.ring_q().moduli()[..=level]
+                .iter()
+                .fold(1u128, |a, m| a * m.value() as u128);
+            max < q_l / 4
+        } else {
+            true
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::OutOfRange {
+                what: "value times scale (largest encoded coefficient)",
+                found: format!("2^{:.1}", (max as f64).log2()),
+                allowed: format!(
+                    "< Q_l/4 = 2^{:.1} at level {level}, so that it decodes back; use a smaller \
+                     scale or value, or a higher level",
+                    log2_q - 2.0
+                ),
+            })
+        }
+    }
+
     /// Encodes up to `N/2` complex values at `level` with scale `scale` (missing slots are 0).
     pub fn encode_complex(
         &self,
@@ -192,6 +248,7 @@ impl Encoder {
     ) -> Result<Plaintext> {
         self.check_level_scale(level, scale)?;
         let coeffs = self.encode_coefficients(values, scale)?;
+        self.check_coefficients_fit(&coeffs, level)?;
         let rq = self.params.ring_q();
         let poly = rq.to_eval(rq.from_i128(&coeffs, level + 1)?)?;
         Ok(Plaintext::new(poly, scale, self.params.hash()))
@@ -207,6 +264,7 @@ impl Encoder {
     ) -> Result<crate::ring::keyswitch::PolyQP> {
         self.check_level_scale(level, scale)?;
         let coeffs = self.encode_coefficients(values, scale)?;
+        self.check_coefficients_fit(&coeffs, level)?;
         let (rq, rp) = (self.params.ring_q(), self.params.ring_p());
         let q = rq.to_eval(rq.from_i128(&coeffs, level + 1)?)?;
         let p = rp.to_eval(rp.from_i128(&coeffs, rp.max_limbs())?)?;
@@ -219,16 +277,20 @@ impl Encoder {
         self.encode_complex(&c, level, scale)
     }
 
-    /// Decodes all `N/2` slots.
+    /// Decodes all `N/2` slots, exactly composing each coefficient at any level.
+    ///
+    /// Refused with [`Error::OutOfRange`]: a coefficient of magnitude `≥ Q_l/4` (the value has
+    /// wrapped modulo `Q_l`, e.g. a product whose scale outgrew the modulus), or a value that
+    /// does not fit an `f64` at this scale.
     pub fn decode_complex(&self, pt: &Plaintext) -> Result<Vec<Complex64>> {
         self.params.check_hash(pt.params_hash())?;
         let rq = self.params.ring_q();
         let coeff = rq.to_coeff(pt.poly().clone())?;
-        let values = self.centred_f64(&coeff)?;
-        let slots = self.slots();
         let inv = 1.0 / pt.scale();
+        let values = self.centred_scaled(&coeff, inv)?;
+        let slots = self.slots();
         let mut u: Vec<Complex64> = (0..slots)
-            .map(|k| Complex64::new(values[k] * inv, values[k + slots] * inv))
+            .map(|k| Complex64::new(values[k], values[k + slots]))
             .collect();
         self.fft_special(&mut u);
         Ok(u)
@@ -239,13 +301,38 @@ impl Encoder {
         Ok(self.decode_complex(pt)?.into_iter().map(|c| c.re).collect())
     }
 
-    /// Centred coefficients as `f64`, exactly composed through the auxiliary primes.
-    fn centred_f64(&self, p: &crate::ring::Poly<Coeff>) -> Result<Vec<f64>> {
+    /// Centred coefficients times `inv_scale`, exactly composed from their residues: through
+    /// the auxiliary primes into `i128` below `Q_l = 2^120`, in multi-word arithmetic above
+    /// ([`WideComposer`]). A coefficient of magnitude `≥ Q_l/4` is refused: the value has
+    /// wrapped modulo `Q_l`.
+    fn centred_scaled(&self, p: &crate::ring::Poly<Coeff>, inv_scale: f64) -> Result<Vec<f64>> {
         let n = self.params.degree();
         let limbs = p.limbs();
+        if let Some(Some(wide)) = self.wide.get(limbs - 1) {
+            return wide.compose_scaled(p.as_slice(), n, inv_scale);
+        }
+        let moduli = self.params.ring_q().moduli();
+        let q_l: u128 = moduli[..limbs]
+            .iter()
+            .fold(1u128, |a, m| a.saturating_mul(m.value() as u128));
+        let quarter = (q_l / 4) as i128;
+        let log2_q = (q_l as f64).log2();
+        let check = |x: i128| -> Result<f64> {
+            if x.unsigned_abs() >= quarter.unsigned_abs() {
+                return Err(super::decode::wrapped(
+                    (x.unsigned_abs() as f64).log2(),
+                    log2_q,
+                ));
+            }
+            Ok(x as f64 * inv_scale)
+        };
         if limbs == 1 {
-            let m = self.params.ring_q().moduli()[0];
-            return Ok(p.as_slice().iter().map(|x| m.center(*x) as f64).collect());
+            let m = moduli[0];
+            return p
+                .as_slice()
+                .iter()
+                .map(|x| check(m.center(*x) as i128))
+                .collect();
         }
         let conv = &self.to_aux[limbs - 1];
         let mut out = vec![0u64; 2 * n];
@@ -254,7 +341,7 @@ impl Encoder {
         // CRT of (r_a, r_b) into (-ab/2, ab/2]: x = r_a + a·[(r_b - r_a)·a^{-1}]_b.
         let a_inv_b = b.inv(b.reduce(a.value()))?;
         let ab = a.value() as i128 * b.value() as i128;
-        Ok((0..n)
+        (0..n)
             .map(|c| {
                 let (ra, rb) = (out[c], out[n + c]);
                 let t = b.mul(b.sub(rb, b.reduce(ra)), a_inv_b);
@@ -262,9 +349,9 @@ impl Encoder {
                 if x > ab / 2 {
                     x -= ab;
                 }
-                x as f64
+                check(x)
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -73,7 +73,17 @@ impl<'a> Decryptor<'a> {
         Self { sk }
     }
 
+    /// The secret key.
+    pub(crate) fn secret_key(&self) -> &SecretKey {
+        self.sk
+    }
+
     /// Decrypts to a plaintext at the ciphertext's level and scale.
+    ///
+    /// The raw decryption: `m + e` with the error `e` a function of the secret key. Results
+    /// that may be shown to anyone else (in particular the evaluating party) must be decrypted
+    /// with [`decrypt_flooded`](Self::decrypt_flooded) instead (IND-CPA-D; see
+    /// [`crate::ckks::flooding`]).
     pub fn decrypt(&self, ct: &Ciphertext) -> Result<Plaintext> {
         let params = self.sk.params();
         params.check_hash(ct.params_hash())?;

@@ -111,6 +111,28 @@ impl Evaluator {
         Ok(())
     }
 
+    /// Refuses a scale that has outgrown the modulus at `level`: with `scale ≥ Q_l` not even a
+    /// value of magnitude 1/4 can be decrypted, so the product would be silently wrapped.
+    pub(crate) fn check_scale_fits(&self, scale: f64, level: usize, operation: &str) -> Result<()> {
+        let log2_q: f64 = self
+            .params
+            .q()
+            .iter()
+            .take(level + 1)
+            .map(|q| (*q as f64).log2())
+            .sum();
+        if scale.is_finite() && scale >= 1.0 && scale.log2() < log2_q {
+            return Ok(());
+        }
+        Err(Error::OutOfRange {
+            what: "scale of the result",
+            found: format!("2^{:.2} ({operation} at level {level})", scale.log2()),
+            allowed: format!(
+                "< Q_l = 2^{log2_q:.2}: rescale before multiplying again, or use a smaller scale"
+            ),
+        })
+    }
+
     pub(crate) fn new_ct(&self, c: Vec<Poly<Eval>>, scale: f64) -> Ciphertext {
         Ciphertext {
             c,
@@ -243,6 +265,7 @@ impl Evaluator {
         self.check_ct(a)?;
         let l = a.level();
         let ql = self.params.q()[l] as f64;
+        self.check_scale_fits(a.scale() * ql, l, "constant multiplication")?;
         let s = self.rns_of(c * ql, l + 1)?;
         let rq = self.params.ring_q();
         for p in &mut a.c {
@@ -265,6 +288,11 @@ impl Evaluator {
                 right: pt.level(),
             });
         }
+        self.check_scale_fits(
+            a.scale() * pt.scale(),
+            a.level(),
+            "plaintext multiplication",
+        )?;
         let rq = self.params.ring_q();
         a.c.par_iter_mut()
             .try_for_each(|c| rq.mul_assign(c, pt.poly()))?;
@@ -293,6 +321,7 @@ impl Evaluator {
                 right: b.level(),
             });
         }
+        self.check_scale_fits(a.scale() * b.scale(), a.level(), "multiplication")?;
         let rq = self.params.ring_q();
         let ((d0, d2), d1) = rayon::join(
             || rayon::join(|| rq.mul(&a.c[0], &b.c[0]), || rq.mul(&a.c[1], &b.c[1])),
@@ -314,6 +343,7 @@ impl Evaluator {
                 a.size()
             )));
         }
+        self.check_scale_fits(a.scale() * a.scale(), a.level(), "squaring")?;
         let rq = self.params.ring_q();
         let d0 = rq.mul(&a.c[0], &a.c[0])?;
         let mut d1 = rq.mul(&a.c[0], &a.c[1])?;
