@@ -19,12 +19,13 @@ mkdir -p "$root/bench/nn-peer/results"
   --out "$root/bench/nn-peer/results/tenseal.jsonl" "$@"
 
 # HomE on the same images, same machine, same run: latency mode (one image per ciphertext set)
-# at N=2^13 (TenSEAL's ring degree) and at the planner's default (N=2^14, scale 2^40), and
-# throughput mode (CryptoNets batching). Set SKIP_HOME=1 to skip.
+# at N=2^13 (TenSEAL's ring degree; no noise flooding, as TenSEAL has none) and at the planner's
+# default (N=2^14, with noise flooding of the logits), and throughput mode (CryptoNets
+# batching). Set SKIP_HOME=1 to skip.
 if [[ "${SKIP_HOME:-0}" != 1 ]]; then
   cd "$root"
   for ds in mnist fashion; do
-    for args in "--mode latency --log-n 13" "--mode latency" "--mode throughput --log-n 13"; do
+    for args in "--mode latency --log-n 13 --no-noise-flooding" "--mode latency" "--mode throughput --log-n 13 --no-noise-flooding"; do
       echo "=== HomE: --dataset $ds --images $k $args"
       # shellcheck disable=SC2086
       cargo run --release -q -p he-nn --example encrypted_mnist -- --dataset "$ds" --images "$k" $args \

@@ -130,7 +130,19 @@ pub fn dispatch(cli: Cli) -> Result<Value> {
             input,
             out: dir,
             labels,
-        } => cmd_decrypt(&out, &keys, &input, &dir, labels.as_deref()),
+            no_noise_flooding,
+        } => cmd_decrypt(
+            &out,
+            &keys,
+            &input,
+            &dir,
+            labels.as_deref(),
+            if no_noise_flooding {
+                NoiseFlooding::Off
+            } else {
+                NoiseFlooding::On
+            },
+        ),
         Cmd::Inspect { file } => cmd_inspect(&out, &file),
         Cmd::Run {
             model,
@@ -184,6 +196,7 @@ fn choice(model: &Path, a: &PlanArgs, input_len: usize) -> Result<PlanChoice> {
         scale_bits: a.scale_bits,
         dnum: a.dnum,
         calibration,
+        flooding: (!a.no_noise_flooding).then(he_core::ckks::FloodingConfig::default),
     })
 }
 
@@ -394,6 +407,7 @@ fn key_info(model_path: &Path, plan: &Plan, a: &PlanArgs, pk: &PublicKey) -> Res
         relinearization: plan.needs_relinearization(),
         galois_elements: plan.galois_elements.clone(),
         rotation_steps: plan.rotation_steps.clone(),
+        flooding: plan.flooding.as_ref().map(crate::meta::FloodingInfo::from),
     })
 }
 
@@ -861,12 +875,20 @@ fn provider_prefetch(p: &PmemKeyStore, plan: &Plan) {
     }
 }
 
+/// Whether `decrypt` floods the predictions' noise (default on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoiseFlooding {
+    On,
+    Off,
+}
+
 fn cmd_decrypt(
     out: &Out,
     keys_dir: &Path,
     input: &Path,
     dest: &Path,
     labels: Option<&Path>,
+    noise_flooding: NoiseFlooding,
 ) -> Result<Value> {
     let labels = labels.map(read_labels).transpose()?;
     let keys = ServerKeys::open(keys_dir, false)?;
@@ -896,6 +918,16 @@ fn cmd_decrypt(
         ));
     }
     let mode = keys.info.mode()?;
+    let flooding = match (keys.info.flooding, noise_flooding) {
+        (_, NoiseFlooding::Off) => None,
+        (Some(f), NoiseFlooding::On) => Some(f.to_output_flooding()?),
+        (None, NoiseFlooding::On) => {
+            return fail(format!(
+                "{} carries no noise-flooding bound (keys made with --no-noise-flooding, or before flooding existed): pass --no-noise-flooding here too if the predictions never leave this machine, or regenerate the keys with `home keygen`",
+                keys_dir.join("keys.json").display()
+            ))
+        }
+    };
     let encoder = Encoder::new(&keys.params).ctx("encoder")?;
     let decryptor = Decryptor::new(&sk);
     info!(
@@ -925,6 +957,7 @@ fn cmd_decrypt(
         logits.extend(decode_outputs(
             &encoder,
             &decryptor,
+            flooding.as_ref(),
             mode,
             c.images as usize,
             keys.info.output_len,
@@ -1285,6 +1318,7 @@ fn cmd_run(
         logits.extend(decode_outputs(
             &encoder,
             &decryptor,
+            plan.flooding.as_ref(),
             plan.mode,
             ch.len(),
             plan.output_len(),
@@ -1357,6 +1391,24 @@ fn cmd_run(
         ));
         report["agreement_reference"] = json!(ag);
         report["max_logit_error_reference"] = json!(max_err(r));
+    }
+    match &plan.flooding {
+        Some(f) => {
+            report["noise_flooding"] = json!({
+                "statistical_security": f.config.statistical_security,
+                "decryptions": f.config.decryptions,
+                "log2_error_before": f.log2_rms_before,
+                "log2_flooding_sigma": f.log2_sigma,
+            });
+            out.line(format!(
+                "  noise flooding (IND-CPA-D, s = {}): simulated error 2^{:.1} before, flooding noise 2^{:.1} per logit after",
+                f.config.statistical_security, f.log2_rms_before, f.log2_sigma
+            ));
+        }
+        None => {
+            report["noise_flooding"] = json!(null);
+            out.line("  noise flooding: off (--no-noise-flooding: predictions must not leave this machine)");
+        }
     }
     out.line(format!(
         "  time: keygen {t_keygen:.2} s, encrypt {t_enc:.2} s, evaluate {t_eval:.2} s, decrypt {t_dec:.2} s; {:.1} inputs/s end to end; peak memory {}",

@@ -68,9 +68,14 @@ pub fn input_layout(mode: Mode, images: usize, len: usize, slots: usize) -> Tens
 }
 
 /// Decrypts result ciphertexts of `images` inputs into one output vector per input.
+///
+/// With `flooding` (the default of `decrypt` and `run`), each ciphertext is decrypted with
+/// noise flooding at the plan's bound (IND-CPA-D: the predictions may be shared); `None` only
+/// where the user opted out by name.
 pub fn decode_outputs(
     encoder: &Encoder,
     decryptor: &Decryptor<'_>,
+    flooding: Option<&he_nn::flooding::OutputFlooding>,
     mode: Mode,
     images: usize,
     out_len: usize,
@@ -79,8 +84,18 @@ pub fn decode_outputs(
     let slots = encoder.params().slots();
     let decoded = cts
         .par_iter()
-        .map(|c| encoder.decode(&decryptor.decrypt(c)?))
-        .collect::<he_core::Result<Vec<_>>>()
+        .map(|c| -> he_nn::Result<Vec<f64>> {
+            let pt = match flooding {
+                Some(f) => {
+                    decryptor
+                        .decrypt_flooded(c, &f.estimate(c.scale())?, &f.config)?
+                        .0
+                }
+                None => decryptor.decrypt(c)?,
+            };
+            Ok(encoder.decode(&pt)?)
+        })
+        .collect::<he_nn::Result<Vec<_>>>()
         .ctx("decrypting")?;
     match mode {
         Mode::Throughput => {

@@ -55,7 +55,7 @@ pub struct PlanArgs {
     /// log2 of the ring degree (default: the smallest secure one).
     #[arg(long)]
     pub log_n: Option<u32>,
-    /// Scale bits (default: the largest of 30..=40 that fits).
+    /// Scale bits (default: the largest of 30..=58 that fits).
     #[arg(long)]
     pub scale_bits: Option<u32>,
     /// Degree of the polynomials that replace ReLU/GELU/SiLU.
@@ -75,6 +75,11 @@ pub struct PlanArgs {
     /// See --input-scale (default: from the sidecar, else 0).
     #[arg(long)]
     pub input_shift: Option<f64>,
+    /// Plan without noise flooding of the predictions. Only for predictions that never leave
+    /// this machine: unflooded CKKS results leak the secret key to whoever sees them
+    /// (IND-CPA-D). Flooding costs ~26 bits, so it needs N >= 2^14 and scales of ~50 bits.
+    #[arg(long)]
+    pub no_noise_flooding: bool,
 }
 
 /// The subcommands.
@@ -162,6 +167,10 @@ pub enum Cmd {
         /// Labels (IDX1, .npy, or one integer a line): also report the accuracy.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// Decrypt without noise flooding. Only for predictions that never leave this machine:
+        /// unflooded CKKS results leak the secret key to whoever sees them (IND-CPA-D).
+        #[arg(long)]
+        no_noise_flooding: bool,
     },
     /// Say what a HomE file or directory is (type, parameters, level, scale, size), validated.
     Inspect {

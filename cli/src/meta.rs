@@ -101,6 +101,58 @@ pub struct KeyInfo {
     pub galois_elements: Vec<u64>,
     /// Rotation steps of those keys.
     pub rotation_steps: Vec<i64>,
+    /// The noise flooding `decrypt` applies to the predictions (from the plan at keygen;
+    /// absent in key directories made before flooding existed).
+    #[serde(default)]
+    pub flooding: Option<FloodingInfo>,
+}
+
+/// The plan's output flooding, as recorded in `keys.json` (see `he_nn::flooding`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct FloodingInfo {
+    /// Statistical security `s`.
+    pub statistical_security: u32,
+    /// Shared decryptions `t`.
+    pub decryptions: u64,
+    /// Simulated RMS error of an output.
+    pub simulated_rms: f64,
+    /// `log2` of the flooding noise per output.
+    pub log2_sigma: f64,
+    /// `log2` of the simulated error before flooding.
+    pub log2_rms_before: f64,
+}
+
+impl From<&he_nn::flooding::OutputFlooding> for FloodingInfo {
+    fn from(f: &he_nn::flooding::OutputFlooding) -> Self {
+        Self {
+            statistical_security: f.config.statistical_security,
+            decryptions: f.config.decryptions,
+            simulated_rms: f.simulated_rms,
+            log2_sigma: f.log2_sigma,
+            log2_rms_before: f.log2_rms_before,
+        }
+    }
+}
+
+impl FloodingInfo {
+    /// Back to nn's type.
+    pub fn to_output_flooding(self) -> Result<he_nn::flooding::OutputFlooding> {
+        if !(self.simulated_rms.is_finite() && self.simulated_rms > 0.0) {
+            return fail(format!(
+                "keys.json: noise-flooding bound {} is not a positive number",
+                self.simulated_rms
+            ));
+        }
+        Ok(he_nn::flooding::OutputFlooding {
+            config: he_core::ckks::FloodingConfig {
+                statistical_security: self.statistical_security,
+                decryptions: self.decryptions,
+            },
+            simulated_rms: self.simulated_rms,
+            log2_sigma: self.log2_sigma,
+            log2_rms_before: self.log2_rms_before,
+        })
+    }
 }
 
 impl KeyInfo {
@@ -327,6 +379,8 @@ pub struct PlanChoice {
     pub dnum: Option<usize>,
     /// Calibration inputs.
     pub calibration: Vec<Vec<f64>>,
+    /// Noise flooding of the predictions (`--no-noise-flooding` turns it off).
+    pub flooding: Option<he_core::ckks::FloodingConfig>,
 }
 
 /// Loads a model with a one-line error.
@@ -351,6 +405,7 @@ pub fn plan_new(model: &ImportedModel, c: &PlanChoice) -> Result<Plan> {
         opts.min_scale_bits = 24;
     }
     opts.calibration = c.calibration.clone();
+    opts.flooding = c.flooding;
     let plan = Plan::new(&model.network, &opts).ctx("planning")?;
     let Some(dnum) = c.dnum else {
         return Ok(plan);
@@ -377,6 +432,8 @@ pub fn plan_for_keys(model: &ImportedModel, keys: &ServerKeys, model_path: &Path
     let mode = keys.info.mode()?;
     let mut opts = PlanOptions::new(mode);
     opts.parameters = Some(keys.params.clone());
+    // The server never decrypts; the client's flooding bound was fixed at keygen.
+    opts.flooding = None;
     let plan = match Plan::new(&model.network, &opts) {
         Ok(p) => p,
         Err(he_nn::NnError::DepthExceeded { needed, available }) => {

@@ -15,7 +15,18 @@ fn s(p: &Path) -> &str {
 fn plan_reports_levels_keys_memory_and_time() {
     let d = tempdir("plan");
     let m = mnist_model();
-    let v = ok_json(&d, &["plan", s(&m), "--mode", "latency", "--log-n", "13"]);
+    let v = ok_json(
+        &d,
+        &[
+            "plan",
+            s(&m),
+            "--mode",
+            "latency",
+            "--log-n",
+            "13",
+            "--no-noise-flooding",
+        ],
+    );
     assert_eq!(v["depth"], 5);
     assert_eq!(v["galois_elements"].as_array().unwrap().len(), 35);
     assert!(v["memory_bytes"]["total"].as_u64().unwrap() > 0);
@@ -26,7 +37,18 @@ fn plan_reports_levels_keys_memory_and_time() {
     assert_eq!(v["relinearization"], true);
     let v = ok_json(&d, &["plan", s(&m), "--dnum", "3", "--no-time-estimate"]);
     assert_eq!(v["dnum"], 3);
-    let text = ok(&d, &["plan", s(&m), "--mode", "latency", "--log-n", "13"]);
+    let text = ok(
+        &d,
+        &[
+            "plan",
+            s(&m),
+            "--mode",
+            "latency",
+            "--log-n",
+            "13",
+            "--no-noise-flooding",
+        ],
+    );
     assert!(
         text.contains("memory estimate") && text.contains("time estimate"),
         "{text}"
@@ -50,6 +72,7 @@ fn keygen_encrypt_infer_decrypt_inspect_latency_sharded_and_resumable() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
         ],
     );
     assert_eq!(v["evaluation_keys"], 36);
@@ -124,11 +147,33 @@ fn keygen_encrypt_infer_decrypt_inspect_latency_sharded_and_resumable() {
     );
     ok(
         &d,
-        &["decrypt", "--keys", "keys", "--in", "res", "--out", "p.csv"],
+        &[
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "res",
+            "--out",
+            "p.csv",
+        ],
     );
     let first = read_predictions(&d.join("p.csv"));
     let ort = ort_predictions();
     assert_eq!(first, ort[..k], "encrypted vs onnxruntime predictions");
+    // Keys planned with --no-noise-flooding carry no flooding bound: decrypting them without
+    // saying --no-noise-flooding again is refused (flooding is the default), nothing written.
+    let o = home(
+        &d,
+        &["decrypt", "--keys", "keys", "--in", "res", "--out", "q.csv"],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("noise-flooding") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(!d.join("q.csv").exists());
     // A half-written output (killed writer) and a damaged one are redone; the rest skipped.
     std::fs::write(d.join("res/.chunk-00005.res.tmp.4242"), b"half").unwrap();
     std::fs::remove_file(d.join("res/chunk-00005.res")).unwrap();
@@ -164,14 +209,30 @@ fn keygen_encrypt_infer_decrypt_inspect_latency_sharded_and_resumable() {
     ok(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "res", "--out", "p2.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "res",
+            "--out",
+            "p2.csv",
         ],
     );
     assert_eq!(read_predictions(&d.join("p2.csv")), first);
     // .npy output: float64 logits [k, 10].
     ok(
         &d,
-        &["decrypt", "--keys", "keys", "--in", "res", "--out", "p.npy"],
+        &[
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "res",
+            "--out",
+            "p.npy",
+        ],
     );
     let npy = std::fs::read(d.join("p.npy")).unwrap();
     assert!(npy.starts_with(b"\x93NUMPY"));
@@ -219,6 +280,7 @@ fn throughput_mode_png_and_npy_inputs_tiny_model() {
             "keys",
             "--log-n",
             "13",
+            "--no-noise-flooding",
             "--input-scale",
             "0.00392156862745098",
         ],
@@ -307,11 +369,29 @@ fn throughput_mode_png_and_npy_inputs_tiny_model() {
     );
     ok(
         &d,
-        &["decrypt", "--keys", "keys", "--in", "r1", "--out", "p1.npy"],
+        &[
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "r1",
+            "--out",
+            "p1.npy",
+        ],
     );
     ok(
         &d,
-        &["decrypt", "--keys", "keys", "--in", "r2", "--out", "p2.npy"],
+        &[
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "r2",
+            "--out",
+            "p2.npy",
+        ],
     );
     // Same images through both paths: the same logits up to CKKS noise, and the cleartext run.
     let logits = |f: &str| -> Vec<f64> {
@@ -359,8 +439,45 @@ fn throughput_mode_png_and_npy_inputs_tiny_model() {
         .collect();
     assert_eq!(keys, ["keys/relin"]);
     // `run` on the same model and PNGs agrees with the cleartext run.
-    let v = ok_json(&d, &["run", s(&m), "--in", "png", "--log-n", "13"]);
+    let v = ok_json(
+        &d,
+        &[
+            "run",
+            s(&m),
+            "--in",
+            "png",
+            "--log-n",
+            "13",
+            "--no-noise-flooding",
+        ],
+    );
     assert_eq!(v["agreement_cleartext"], 5);
+}
+
+/// The README's first command: throughput mode, parameters and noise flooding by default.
+#[test]
+fn run_readme_command_floods_and_agrees() {
+    let d = tempdir("run-readme");
+    let v = ok_json(
+        &d,
+        &[
+            "run",
+            s(&mnist_model()),
+            "--in",
+            s(&mnist_images()),
+            "--labels",
+            s(&mnist_labels()),
+            "--reference",
+            s(&mnist_ort_logits()),
+        ],
+    );
+    assert_eq!(v["images"], 64);
+    assert_eq!(v["agreement_reference"], 64, "{v}");
+    let f = &v["noise_flooding"];
+    assert_eq!(f["statistical_security"], 30, "{v}");
+    let sigma = f["log2_flooding_sigma"].as_f64().unwrap();
+    let before = f["log2_error_before"].as_f64().unwrap();
+    assert!(sigma <= -6.0 && before < sigma - 20.0, "{f}");
 }
 
 #[test]
@@ -383,6 +500,7 @@ fn run_mnist_reports_accuracy_and_agreement() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
             "--out",
             "pred.csv",
         ],
@@ -409,6 +527,7 @@ fn run_mnist_reports_accuracy_and_agreement() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
         ],
     );
     assert!(
@@ -435,6 +554,7 @@ fn bad_input_fails_cleanly_without_partial_output() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
         ],
     );
     ok(
@@ -448,6 +568,7 @@ fn bad_input_fails_cleanly_without_partial_output() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
         ],
     );
     ok(
@@ -461,6 +582,7 @@ fn bad_input_fails_cleanly_without_partial_output() {
             "latency",
             "--log-n",
             "13",
+            "--no-noise-flooding",
         ],
     );
     ok(
@@ -499,7 +621,14 @@ fn bad_input_fails_cleanly_without_partial_output() {
     fails(
         &d,
         &[
-            "decrypt", "--keys", "other", "--in", "batch", "--out", "p.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "other",
+            "--in",
+            "batch",
+            "--out",
+            "p.csv",
         ],
         &[],
         "wrong key directory",
@@ -509,6 +638,7 @@ fn bad_input_fails_cleanly_without_partial_output() {
         &d,
         &[
             "decrypt",
+            "--no-noise-flooding",
             "--keys",
             "keys/server",
             "--in",
@@ -693,7 +823,14 @@ fn bad_input_fails_cleanly_without_partial_output() {
     fails(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "part", "--out", "p.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "part",
+            "--out",
+            "p.csv",
         ],
         &[],
         "incomplete",
@@ -702,7 +839,14 @@ fn bad_input_fails_cleanly_without_partial_output() {
     fails(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "part", "--out", "p.txt",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "part",
+            "--out",
+            "p.txt",
         ],
         &[],
         ".csv or .npy",
@@ -751,7 +895,16 @@ fn json_reports_errors_and_verbose_logs() {
     tiny_model(&tiny);
     let o = home(
         &d,
-        &["-v", "keygen", s(&tiny), "--out", "k", "--log-n", "13"],
+        &[
+            "-v",
+            "keygen",
+            s(&tiny),
+            "--out",
+            "k",
+            "--log-n",
+            "13",
+            "--no-noise-flooding",
+        ],
     );
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

@@ -137,7 +137,15 @@ fn slurm_array_job_and_kill_resume() {
     ok(
         &d,
         &[
-            "keygen", ms, "--out", "keys", "--mode", "latency", "--log-n", "13",
+            "keygen",
+            ms,
+            "--out",
+            "keys",
+            "--mode",
+            "latency",
+            "--log-n",
+            "13",
+            "--no-noise-flooding",
         ],
     );
     // The cluster gets the server side only.
@@ -176,7 +184,14 @@ fn slurm_array_job_and_kill_resume() {
     ok(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "result", "--out", "p1.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "result",
+            "--out",
+            "p1.csv",
         ],
     );
     let p1 = read_predictions(&d.join("p1.csv"));
@@ -227,7 +242,14 @@ fn slurm_array_job_and_kill_resume() {
     let o = home(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "result2", "--out", "p2.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "result2",
+            "--out",
+            "p2.csv",
         ],
     );
     assert!(!o.status.success() && !d.join("p2.csv").exists());
@@ -272,7 +294,14 @@ fn slurm_array_job_and_kill_resume() {
     ok(
         &d,
         &[
-            "decrypt", "--keys", "keys", "--in", "result2", "--out", "p2.csv",
+            "decrypt",
+            "--no-noise-flooding",
+            "--keys",
+            "keys",
+            "--in",
+            "result2",
+            "--out",
+            "p2.csv",
         ],
     );
     assert_eq!(read_predictions(&d.join("p2.csv")), p1);

@@ -4,7 +4,7 @@
 //! cargo run --release -p he-nn --example encrypted_mnist -- \
 //!     [--dataset mnist|fashion] [--images K] [--mode throughput|latency] \
 //!     [--data-dir nn/data | nn/data/full] [--log-n 13|14] [--scale-bits B] \
-//!     [--secret-key-encryption]
+//!     [--secret-key-encryption] [--no-noise-flooding]
 //! ```
 //! Loads the model and the committed sample (or the full test split), plans, simulates,
 //! generates keys, encrypts, runs, decrypts, and compares with the onnxruntime logits.
@@ -36,6 +36,7 @@ struct Args {
     log_n: Option<u32>,
     scale_bits: Option<u32>,
     symmetric: bool,
+    no_flooding: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -48,6 +49,7 @@ fn parse() -> Result<Args, String> {
         log_n: None,
         scale_bits: None,
         symmetric: false,
+        no_flooding: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -64,9 +66,10 @@ fn parse() -> Result<Args, String> {
             }
             "--data-dir" => a.data_dir = PathBuf::from(v()?),
             "--secret-key-encryption" => a.symmetric = true,
+            "--no-noise-flooding" => a.no_flooding = true,
             "--log-n" => a.log_n = Some(v()?.parse().map_err(|e| format!("--log-n: {e}"))?),
             "--scale-bits" => a.scale_bits = Some(v()?.parse().map_err(|e| format!("--scale-bits: {e}"))?),
-            "-h" | "--help" => return Err("usage: encrypted_mnist [--dataset mnist|fashion] [--images K] [--mode throughput|latency] [--data-dir DIR] [--log-n L] [--scale-bits B] [--secret-key-encryption]".into()),
+            "-h" | "--help" => return Err("usage: encrypted_mnist [--dataset mnist|fashion] [--images K] [--mode throughput|latency] [--data-dir DIR] [--log-n L] [--scale-bits B] [--secret-key-encryption] [--no-noise-flooding]".into()),
             _ => return Err(format!("unknown argument {k}")),
         }
     }
@@ -127,6 +130,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         opts.min_scale_bits = 24;
     }
     opts.calibration = images.iter().take(64).cloned().collect();
+    if a.no_flooding {
+        // Logits that never leave this process; N = 2^13 cannot absorb flooding.
+        opts.flooding = None;
+    }
     let t = Instant::now();
     let plan = Plan::new(&model.network, &opts)?;
     println!(

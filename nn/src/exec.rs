@@ -159,19 +159,63 @@ impl Plan {
         }
     }
 
-    /// Decrypts an output tensor into one vector per input.
+    /// Decrypts an output tensor into one vector per input, with the plan's noise flooding
+    /// ([`crate::flooding`]; none if the plan opted out with `PlanOptions::flooding = None`).
     pub fn decrypt(
         &self,
         encoder: &Encoder,
         decryptor: &Decryptor<'_>,
         t: &EncryptedTensor,
     ) -> Result<Vec<Vec<f64>>> {
-        let slots = self.params.slots();
+        let decoded = t
+            .cts
+            .iter()
+            .map(|c| self.decrypt_output(encoder, decryptor, c))
+            .collect::<Result<Vec<_>>>()?;
+        self.unpack_outputs(t, decoded)
+    }
+
+    /// Decrypts without noise flooding, whatever the plan says. Only for results that never
+    /// leave the client: the decrypted error is a function of the secret key.
+    pub fn decrypt_unflooded(
+        &self,
+        encoder: &Encoder,
+        decryptor: &Decryptor<'_>,
+        t: &EncryptedTensor,
+    ) -> Result<Vec<Vec<f64>>> {
         let decoded = t
             .cts
             .iter()
             .map(|c| Ok(encoder.decode(&decryptor.decrypt(c)?)?))
             .collect::<Result<Vec<_>>>()?;
+        self.unpack_outputs(t, decoded)
+    }
+
+    /// Decrypts and decodes one output ciphertext with the plan's flooding.
+    pub fn decrypt_output(
+        &self,
+        encoder: &Encoder,
+        decryptor: &Decryptor<'_>,
+        c: &he_core::ckks::Ciphertext,
+    ) -> Result<Vec<f64>> {
+        let pt = match &self.flooding {
+            Some(f) => {
+                decryptor
+                    .decrypt_flooded(c, &f.estimate(c.scale())?, &f.config)?
+                    .0
+            }
+            None => decryptor.decrypt(c)?,
+        };
+        Ok(encoder.decode(&pt)?)
+    }
+
+    /// Slot vectors of the output ciphertexts into one vector per input.
+    pub fn unpack_outputs(
+        &self,
+        t: &EncryptedTensor,
+        decoded: Vec<Vec<f64>>,
+    ) -> Result<Vec<Vec<f64>>> {
+        let slots = self.params.slots();
         if let TensorLayout::Batch { batch, len } = t.layout {
             if decoded.len() != len || batch > slots {
                 return Err(shape_err("batch tensor ciphertexts", len, decoded.len()));
@@ -773,6 +817,7 @@ mod tests {
         net.dense(&w(10 * 600), 10, Some(&w(10))).unwrap();
         let mut opts = PlanOptions::new(Mode::Latency);
         opts.parameters = Some(params);
+        opts.flooding = None;
         let plan = Plan::new(&net, &opts).unwrap();
         let keys = plan.generate_keys().unwrap();
         let engine = Engine::new(&plan, keys.eval.clone()).unwrap();

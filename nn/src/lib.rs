@@ -36,6 +36,7 @@
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod flooding;
 pub mod network;
 pub mod onnx;
 pub mod plan;

@@ -8,10 +8,12 @@
 //! hence additions never meet mismatched scales, whatever path the operands took.
 
 use crate::error::{NnError, Result};
+use crate::flooding::OutputFlooding;
 use crate::network::{Activation, Linear, Network, Op};
 use crate::poly::FittedPoly;
 use he_core::circuits::lintrans::{rotations_for, BabySteps, Diagonals};
 use he_core::ckks::Complex64;
+use he_core::ckks::FloodingConfig;
 use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -54,10 +56,19 @@ pub struct PlanOptions {
     pub calibration: Vec<Vec<f64>>,
     /// Factor applied to measured activation ranges (default 1.1).
     pub bound_margin: f64,
+    /// Noise flooding of the decrypted outputs (IND-CPA-D, see [`crate::flooding`]); default
+    /// `Some(FloodingConfig::default())`. `None` opts out: only for results that never leave
+    /// the client.
+    pub flooding: Option<FloodingConfig>,
+    /// With flooding: the flooding noise per output must be at most `2^-bits` (value units);
+    /// the planner raises the degree until it is (at each degree it already takes the largest
+    /// scale that fits). Default 6: about 0.016 of noise per logit at most.
+    pub flooded_output_bits: u32,
 }
 
 impl PlanOptions {
-    /// Defaults for `mode`: 128-bit-secure derived parameters, 30..=40 scale bits.
+    /// Defaults for `mode`: 128-bit-secure derived parameters, 30..=58 scale bits, noise
+    /// flooding of the outputs at `s = 30` with at most `2^-6` of flooding noise per output.
     pub fn new(mode: Mode) -> Self {
         Self {
             mode,
@@ -65,10 +76,12 @@ impl PlanOptions {
             log_n: None,
             scale_bits: None,
             min_scale_bits: 30,
-            max_scale_bits: 40,
+            max_scale_bits: 58,
             int_bits: None,
             calibration: Vec::new(),
             bound_margin: 1.1,
+            flooding: Some(FloodingConfig::default()),
+            flooded_output_bits: 6,
         }
     }
 }
@@ -358,6 +371,8 @@ pub struct Plan {
     pub approximations: Vec<String>,
     /// Maximum |value| seen per step on the calibration data (0 without calibration).
     pub calibrated_max: Vec<f64>,
+    /// The noise flooding [`Plan::decrypt`] applies (`None`: opted out).
+    pub flooding: Option<OutputFlooding>,
 }
 
 impl Plan {
@@ -463,10 +478,67 @@ impl Plan {
         } else {
             12
         });
-        let params = match &opts.parameters {
-            Some(p) => p.clone(),
-            None => choose_parameters(depth, int_bits, opts)?,
+        // 5. Parameters: explicit, or per degree the largest scale that fits; with flooding,
+        // the first whose predicted flooding noise meets the target.
+        let log_ns: Vec<u32> = match (&opts.parameters, opts.log_n) {
+            (Some(p), _) => vec![p.degree().trailing_zeros()],
+            (None, Some(l)) => vec![l],
+            (None, None) => (12..=17).collect(),
         };
+        let mut last_err = None;
+        let mut best: Option<OutputFlooding> = None;
+        for log_n in log_ns {
+            let params = match &opts.parameters {
+                Some(p) => p.clone(),
+                None => match choose_parameters(depth, int_bits, log_n, opts) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        last_err = Some(e);
+                        continue;
+                    }
+                },
+            };
+            let mut plan = Self::with_parameters(opts, params, steps.clone(), &rel, depth)?;
+            plan.approximations = approximations.clone();
+            plan.calibrated_max = maxabs.clone();
+            let Some(config) = opts.flooding else {
+                return Ok(plan);
+            };
+            let f = OutputFlooding::predict(&plan, config, &opts.calibration)?;
+            if f.log2_sigma <= -(opts.flooded_output_bits as f64) {
+                plan.flooding = Some(f);
+                return Ok(plan);
+            }
+            if best.is_none_or(|b| f.log2_sigma < b.log2_sigma) {
+                best = Some(f);
+            }
+        }
+        if let Some(b) = best {
+            return Err(NnError::Invalid(format!(
+                "noise flooding of the outputs (s = {}) leaves 2^{:.1} of noise per output at best \
+                 (before flooding 2^{:.1}), above the target 2^-{}: allow larger scales or degrees, \
+                 lower flooded_output_bits, or opt out by name with PlanOptions::flooding = None \
+                 if results never leave the client",
+                b.config.statistical_security,
+                b.log2_sigma,
+                b.log2_rms_before,
+                opts.flooded_output_bits
+            )));
+        }
+        Err(last_err.unwrap_or(NnError::DepthExceeded {
+            needed: depth,
+            available: 0,
+        }))
+    }
+
+    /// Steps 5-6 of planning for one parameter set: levels, scales, packing, keys, memory.
+    fn with_parameters(
+        opts: &PlanOptions,
+        params: Arc<Parameters>,
+        mut steps: Vec<Step>,
+        rel: &[i64],
+        depth: usize,
+    ) -> Result<Self> {
         if depth > params.max_level() {
             return Err(NnError::DepthExceeded {
                 needed: depth,
@@ -474,7 +546,7 @@ impl Plan {
             });
         }
         let top = depth;
-        for (s, r) in steps.iter_mut().zip(&rel) {
+        for (s, r) in steps.iter_mut().zip(rel) {
             s.level = (top as i64 + r) as usize;
         }
         let q = params.q();
@@ -483,7 +555,7 @@ impl Plan {
         for l in (1..=top).rev() {
             scales[l - 1] = scales[l] * scales[l] / q[l] as f64;
         }
-        // 5. Packing (latency mode) and rotation keys.
+        // Packing (latency mode) and rotation keys.
         let slots = params.slots();
         let mut rot: BTreeSet<i64> = BTreeSet::new();
         if opts.mode == Mode::Latency {
@@ -512,8 +584,9 @@ impl Plan {
             rotation_steps,
             galois_elements,
             memory: MemoryEstimate::default(),
-            approximations,
-            calibrated_max: maxabs,
+            approximations: Vec::new(),
+            calibrated_max: Vec::new(),
+            flooding: None,
         };
         plan.memory = plan.estimate_memory();
         Ok(plan)
@@ -665,6 +738,13 @@ impl Plan {
         for a in &self.approximations {
             s += &format!("approximation {a}\n");
         }
+        s += &match &self.flooding {
+            Some(f) => format!(
+                "noise flooding of outputs: s = {}, t = {}; simulated error 2^{:.1} before, flooding noise 2^{:.1} per output after\n",
+                f.config.statistical_security, f.config.decryptions, f.log2_rms_before, f.log2_sigma
+            ),
+            None => "noise flooding of outputs: off (results must not leave the client)\n".into(),
+        };
         let mb = |b: usize| b as f64 / (1u64 << 20) as f64;
         s += &format!(
             "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, total {:.0} MiB",
@@ -686,45 +766,48 @@ pub fn cost(op: &StepOp) -> usize {
     }
 }
 
-fn choose_parameters(depth: usize, int_bits: u32, opts: &PlanOptions) -> Result<Arc<Parameters>> {
+/// The largest scale in the options' range that fits a 128-bit-secure chain of `depth` levels
+/// at `N = 2^log_n` (or the explicit `scale_bits`).
+fn choose_parameters(
+    depth: usize,
+    int_bits: u32,
+    log_n: u32,
+    opts: &PlanOptions,
+) -> Result<Arc<Parameters>> {
     use he_core::rlwe::params::max_log_qp_128;
-    let log_ns: Vec<u32> = match opts.log_n {
-        Some(l) => vec![l],
-        None => (12..=17).collect(),
+    let bound = max_log_qp_128(1 << log_n).unwrap_or(0);
+    let range: Vec<u32> = match opts.scale_bits {
+        Some(b) => vec![b],
+        None => (opts.min_scale_bits..=opts.max_scale_bits).rev().collect(),
     };
     let mut last = None;
-    for log_n in log_ns {
-        let bound = max_log_qp_128(1 << log_n).unwrap_or(0);
-        let range: Vec<u32> = match opts.scale_bits {
-            Some(b) => vec![b],
-            None => (opts.min_scale_bits..=opts.max_scale_bits).rev().collect(),
+    for sb in range {
+        // q_0 holds the scale and the output's integer bits; a prime has at most 61 bits.
+        if sb + int_bits > 61 {
+            continue;
+        }
+        let q0 = sb + int_bits;
+        // Cheapest chain: one prime per digit, one 60-bit special prime.
+        if q0 + depth as u32 * sb + 60 > bound {
+            continue;
+        }
+        let intent = ParametersIntent {
+            depth,
+            scale_bits: sb,
+            int_bits,
+            log_n: Some(log_n),
+            dnum: None,
         };
-        for sb in range {
-            let q0 = (sb + int_bits).min(61);
-            // Cheapest chain: one prime per digit, one 60-bit special prime.
-            if q0 + depth as u32 * sb + 60 > bound {
-                continue;
-            }
-            let intent = ParametersIntent {
-                depth,
-                scale_bits: sb,
-                int_bits,
-                log_n: Some(log_n),
-                dnum: None,
-            };
-            match Parameters::from_intent(&intent) {
-                Ok(p) => return Ok(p),
-                Err(e) => last = Some(e),
-            }
+        match Parameters::from_intent(&intent) {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e),
         }
     }
     if let Some(e) = last {
         return Err(NnError::Core(e));
     }
-    // Nothing fits: report how many levels the largest allowed degree could give.
+    // Nothing fits: report how many levels this degree could give.
     let sb = opts.scale_bits.unwrap_or(opts.min_scale_bits);
-    let log_n = opts.log_n.unwrap_or(17);
-    let bound = max_log_qp_128(1 << log_n).unwrap_or(0);
     let available = bound.saturating_sub((sb + int_bits).min(61) + 60) / sb.max(1);
     Err(NnError::DepthExceeded {
         needed: depth,

@@ -63,9 +63,43 @@ fn mnist_sample_throughput_mode_agrees_with_onnxruntime() {
         acc(&got),
         acc(&ort)
     );
+    // Decrypted with noise flooding (the default): the stated flooding noise plus the
+    // approximation error, and the raw decryption for the precision before.
+    let f = plan.flooding.expect("flooding is the default");
+    let raw = plan
+        .decrypt_unflooded(&encoder, &Decryptor::new(&keys.secret), &out)
+        .unwrap();
+    let err_raw = raw
+        .iter()
+        .zip(&ort)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+        .fold(0.0, f64::max);
+    println!(
+        "noise flooding s = {}: max |logit error| 2^{:.1} before, 2^{:.1} after (stated σ 2^{:.1})",
+        f.config.statistical_security,
+        err_raw.log2(),
+        err.log2(),
+        f.log2_sigma
+    );
     assert_eq!(agree, 64);
     assert!((acc(&got) - acc(&ort)).abs() <= 0.005);
-    assert!(err < 1e-3);
+    assert!(err_raw < 1e-3);
+    assert!(f.log2_sigma <= -6.0);
+    assert!(err < 1e-3 + 6.0 * 2f64.powf(f.log2_sigma), "{err}");
+    // The flooding noise is there: the flooded logits differ from the raw ones by about σ.
+    let moved = raw
+        .iter()
+        .zip(&got)
+        .flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)))
+        .sum::<f64>()
+        / (64.0 * raw[0].len() as f64);
+    let ratio = moved.sqrt().log2() - f.log2_sigma;
+    assert!(
+        ratio.abs() < 1.0,
+        "flooded - raw rms 2^{:.1} vs σ 2^{:.1}",
+        moved.sqrt().log2(),
+        f.log2_sigma
+    );
 }
 
 #[test]
@@ -81,6 +115,9 @@ fn simulated_noise_predicts_the_encrypted_error() {
     let mut opts = PlanOptions::new(Mode::Throughput);
     opts.log_n = Some(13);
     opts.min_scale_bits = 24;
+    opts.max_scale_bits = 40;
+    // This test measures the raw CKKS error against the noise model: no flooding.
+    opts.flooding = None;
     opts.calibration = xs.clone();
     let plan = Plan::new(&m.network, &opts).unwrap();
     assert_eq!(plan.params.degree(), 1 << 13);

@@ -101,7 +101,7 @@ def main() -> int:
     a = ap.parse_args()
 
     model = homefhe.Model.from_onnx(str(ROOT / "nn/models/mnist_cnn.onnx"))
-    plan = model.plan(mode="latency", log_n=13, min_scale_bits=24)
+    plan = model.plan(mode="latency", log_n=13, min_scale_bits=24, noise_flooding=False)
     t = time.perf_counter()
     sk, ek = plan.keygen()
     keygen_ms = (time.perf_counter() - t) * 1e3

@@ -49,6 +49,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut opts = PlanOptions::new(Mode::Latency);
     opts.log_n = Some(13);
     opts.min_scale_bits = 24;
+    // The same plan as the Python benchmark's (noise_flooding=False, N = 2^13).
+    opts.flooding = None;
     let plan = Plan::new(&model.network, &opts)?;
     let t = Instant::now();
     let keys = plan.generate_keys()?;

@@ -78,7 +78,12 @@ def _restore(kind, *args):
         data, degree, bound = args
         return Model.from_onnx_bytes(data, activation_degree=degree, activation_bound=bound)
     if kind == "Plan":
-        params, data, degree, bound, mode, calibration = args
+        params, data, degree, bound, mode, calibration, noise_flooding = args
         model = Model.from_onnx_bytes(data, activation_degree=degree, activation_bound=bound)
-        return model.plan(mode=mode, context=Context.from_bytes(params), calibration=calibration)
+        return model.plan(
+            mode=mode,
+            context=Context.from_bytes(params),
+            calibration=calibration,
+            noise_flooding=noise_flooding,
+        )
     return _native._restore_native(kind, *args)

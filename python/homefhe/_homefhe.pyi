@@ -6,7 +6,7 @@ raised as ``InternalError``; a ``PanicException`` never reaches Python.
 """
 
 from os import PathLike
-from typing import Callable, Literal, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -169,6 +169,12 @@ class Context:
         self, ciphertext: "Ciphertext", secret_key: "SecretKey", complex: bool = False
     ) -> npt.NDArray[np.float64]:
         """Decrypts to numpy (``complex=True``: complex128)."""
+    def noise_bound_bits(
+        self, decoded: npt.ArrayLike, expected: npt.ArrayLike, scale: float
+    ) -> float:
+        """log2 of a bound on a ciphertext's error (ℓ2 norm), from an estimation run of the
+        same computation: its decrypted values against the exact ones, at its scale. For
+        ``SecretKey.decrypt_flooded``."""
     def to_bytes(self) -> bytes:
         """HomE's serialized parameters (versioned, checksummed)."""
 
@@ -189,7 +195,20 @@ class SecretKey:
         """Everything ``Ciphertext.bootstrap`` needs for the context's preset (the context must
         come from ``Context.bootstrappable``; otherwise ``HomeError``)."""
     def decrypt(self, ciphertext: "Ciphertext", complex: bool = False) -> npt.NDArray[np.float64]:
-        """Decrypts to numpy (``complex=True``: complex128)."""
+        """Decrypts to numpy (``complex=True``: complex128). The raw decryption: its error is a
+        function of the secret key, so never show it to the party that computed the
+        ciphertext (IND-CPA-D); use ``decrypt_flooded`` for results that leave the client."""
+    def decrypt_flooded(
+        self,
+        ciphertext: "Ciphertext",
+        noise_bound_bits: float,
+        statistical_security: int = 30,
+        decryptions: int = 1,
+        complex: bool = False,
+    ) -> Tuple[npt.NDArray[np.float64], Dict[str, float]]:
+        """Decrypts with noise flooding, ``2^(s/2+1)·√t`` times the bound
+        (``Context.noise_bound_bits``); returns ``(values, report)`` with ``noise_bound_bits``,
+        ``log2_flooding_sigma`` and ``log2_slot_sigma`` (the flooding noise per value)."""
     def export_secret_bytes(self) -> bytes:
         """Writes the secret key in HomE's format. Store it only where the data owner's secrets go."""
     @staticmethod
@@ -375,9 +394,13 @@ class Model:
         max_scale_bits: Optional[int] = None,
         int_bits: Optional[int] = None,
         calibration: Optional[npt.ArrayLike] = None,
+        noise_flooding: bool = True,
     ) -> "Plan":
         """Plans the model: parameters (or ``context``'s, as the server does), levels and
-        scales, packing, the exact keys needed."""
+        scales, packing, the exact keys needed. With ``noise_flooding`` (the default),
+        ``decrypt_output`` floods the outputs' noise (IND-CPA-D, s = 30) so they can be shared;
+        the planner picks a scale for it (~26 bits, N >= 2^14). ``False`` only for outputs that
+        never leave the client."""
 
 class Plan:
     """A planned model; ``print(plan)`` shows nn's report. Client: ``keygen``,
@@ -386,6 +409,10 @@ class Plan:
 
     @property
     def context(self) -> Context: ...
+    @property
+    def noise_flooding(self) -> Optional[Dict[str, float]]:
+        """``statistical_security``, ``decryptions``, ``log2_error_before``,
+        ``log2_flooding_sigma``; None when planned with ``noise_flooding=False``."""
     @property
     def mode(self) -> str: ...
     @property

@@ -467,6 +467,33 @@ impl PyContext {
         encrypt_values(py, &self.ctx, v, key, level, scale)
     }
 
+    /// A noise bound for `SecretKey.decrypt_flooded`, from an estimation run: `decoded` the
+    /// decrypted values of a ciphertext computed like the real one (complex, or real for a
+    /// real computation), `expected` the exact results, `scale` that ciphertext's scale.
+    /// Returns log2 of the bound on the error's ℓ2 norm (Parseval on the canonical embedding;
+    /// a real computation's imaginary error is counted as large as its real error).
+    #[pyo3(signature = (decoded, expected, scale))]
+    fn noise_bound_bits(
+        &self,
+        py: Python<'_>,
+        decoded: &Bound<'_, PyAny>,
+        expected: &Bound<'_, PyAny>,
+        scale: f64,
+    ) -> PyResult<f64> {
+        let d = complex_vec(py, decoded)?;
+        let e = complex_vec(py, expected)?;
+        let real = d.iter().chain(&e).all(|c| c.im == 0.0);
+        let est = caught(|| {
+            Ok(he_core::ckks::NoiseEstimate::from_reference(
+                &self.ctx.params,
+                &d,
+                &e,
+                scale,
+            )?)
+        })?;
+        Ok(est.log2_l2_norm() + if real { 0.5 } else { 0.0 })
+    }
+
     /// Decrypts with `secret_key` (same as `secret_key.decrypt(ct)`).
     #[pyo3(signature = (ciphertext, secret_key, complex=false))]
     fn decrypt<'py>(
@@ -581,6 +608,23 @@ pub(crate) fn encrypt_values(
     })
 }
 
+/// A 1-D array-like as complex values (through `numpy.asarray(x, complex128)`).
+fn complex_vec(py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<Vec<Complex64>> {
+    let a = py
+        .import("numpy")?
+        .call_method1("asarray", (x, "complex128"))?;
+    if a.getattr("ndim")?.extract::<usize>()? != 1 {
+        return Err(PyValueError::new_err("expected a 1-D array of values"));
+    }
+    let re: Vec<f64> = a.getattr("real")?.call_method0("tolist")?.extract()?;
+    let im: Vec<f64> = a.getattr("imag")?.call_method0("tolist")?.extract()?;
+    Ok(re
+        .into_iter()
+        .zip(im)
+        .map(|(r, i)| Complex64::new(r, i))
+        .collect())
+}
+
 fn decrypt_ct<'py>(
     py: Python<'py>,
     sk: &PySecretKey,
@@ -669,7 +713,57 @@ impl PySecretKey {
         boot::generate(py, &self.ctx, &self.sk)
     }
 
+    /// Decrypts with noise flooding (IND-CPA-D: the result may then be shown to the party that
+    /// computed the ciphertext). `noise_bound_bits`: log2 of a bound on the ℓ2 norm of the
+    /// ciphertext's error, from an estimation run of the same computation
+    /// (`Context.noise_bound_bits`). Adds a Gaussian `2^(s/2+1)·√t` times that bound; returns
+    /// `(values, report)`, the report with `noise_bound_bits`, `log2_flooding_sigma` (per
+    /// coefficient) and `log2_slot_sigma` (the flooding noise per value: about `-bits` kept).
+    #[pyo3(signature = (ciphertext, noise_bound_bits, statistical_security=30, decryptions=1, complex=false))]
+    fn decrypt_flooded<'py>(
+        &self,
+        py: Python<'py>,
+        ciphertext: PyRef<'_, PyCiphertext>,
+        noise_bound_bits: f64,
+        statistical_security: u32,
+        decryptions: u64,
+        complex: bool,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, pyo3::types::PyDict>)> {
+        caught(|| same_params(&self.ctx, &ciphertext.ctx))?;
+        let (skc, core, enc, len) = (
+            self.sk.clone(),
+            ciphertext.ct.clone(),
+            self.ctx.encoder.clone(),
+            ciphertext.len,
+        );
+        let config = he_core::ckks::FloodingConfig {
+            statistical_security,
+            decryptions,
+        };
+        let (mut v, r) = guard(py, None, move || {
+            let est = he_core::ckks::NoiseEstimate::from_log2_l2_norm(noise_bound_bits)?;
+            let (pt, r) = Decryptor::new(&skc).decrypt_flooded(&core, &est, &config)?;
+            Ok((enc.decode_complex(&pt)?, r))
+        })?;
+        v.truncate(len);
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("noise_bound_bits", r.noise_log2_l2)?;
+        d.set_item("log2_flooding_sigma", r.flood_log2_sigma)?;
+        d.set_item("log2_slot_sigma", r.slot_log2_sigma)?;
+        let values = if complex {
+            PyArray1::from_vec(py, v).into_any()
+        } else {
+            PyArray1::from_vec(py, v.into_iter().map(|c| c.re).collect::<Vec<f64>>()).into_any()
+        };
+        Ok((values, d))
+    }
+
     /// Decrypts a ciphertext to numpy (float64, or complex128 with `complex=True`).
+    ///
+    /// The raw decryption: its error is a function of the secret key, so never show the
+    /// result to the party that computed the ciphertext (IND-CPA-D, Li–Micciancio 2021); use
+    /// `decrypt_flooded` for results that leave the client (model outputs: `Plan.decrypt_output`
+    /// floods by default).
     #[pyo3(signature = (ciphertext, complex=false))]
     fn decrypt<'py>(
         &self,

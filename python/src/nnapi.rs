@@ -18,7 +18,7 @@ use he_nn::{Mode, Plan, PlanOptions};
 use numpy::{AllowTypeChange, PyArray1, PyArray2, PyArrayLikeDyn, PyArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 use std::sync::{Arc, Mutex};
 
 fn mode_name(m: Mode) -> &'static str {
@@ -197,8 +197,11 @@ impl PyModel {
     /// needed. `mode`: "throughput" (one input per slot, up to N/2 per batch, no rotations) or
     /// "latency" (one input per ciphertext set). `context`: use these parameters (the server
     /// does, with the client's `EvalKeys.context`) instead of deriving them; `calibration`:
-    /// inputs for measuring activation intervals and the output range.
-    #[pyo3(signature = (mode="throughput", context=None, log_n=None, scale_bits=None, min_scale_bits=None, max_scale_bits=None, int_bits=None, calibration=None))]
+    /// inputs for measuring activation intervals and the output range. `noise_flooding`
+    /// (default True): `decrypt_output` adds noise flooding (IND-CPA-D, s = 30) so that the
+    /// outputs can be shared; the planner chooses the scale for it (it costs ~26 bits, and
+    /// needs N >= 2^14). `noise_flooding=False` only for outputs that never leave the client.
+    #[pyo3(signature = (mode="throughput", context=None, log_n=None, scale_bits=None, min_scale_bits=None, max_scale_bits=None, int_bits=None, calibration=None, noise_flooding=true))]
     #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
@@ -211,8 +214,12 @@ impl PyModel {
         max_scale_bits: Option<u32>,
         int_bits: Option<u32>,
         calibration: Option<PyArrayLikeDyn<'_, f64, AllowTypeChange>>,
+        noise_flooding: bool,
     ) -> PyResult<PyPlan> {
         let mut o = PlanOptions::new(parse_mode(mode)?);
+        if !noise_flooding {
+            o.flooding = None;
+        }
         o.parameters = context.map(|c| c.ctx.params.clone());
         o.log_n = log_n;
         o.scale_bits = scale_bits;
@@ -402,6 +409,22 @@ impl PyPlan {
     fn approximations(&self) -> Vec<String> {
         self.plan.approximations.clone()
     }
+    /// The noise flooding `decrypt_output` applies: a dict with `statistical_security`,
+    /// `decryptions`, `log2_error_before` (the simulated CKKS error of an output) and
+    /// `log2_flooding_sigma` (the flooding noise per output after), or None when planned with
+    /// `noise_flooding=False`.
+    #[getter]
+    fn noise_flooding<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(f) = &self.plan.flooding else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("statistical_security", f.config.statistical_security)?;
+        d.set_item("decryptions", f.config.decryptions)?;
+        d.set_item("log2_error_before", f.log2_rms_before)?;
+        d.set_item("log2_flooding_sigma", f.log2_sigma)?;
+        Ok(Some(d))
+    }
     /// nn's multi-line report (`Plan::describe`).
     fn describe(&self) -> String {
         self.plan.describe()
@@ -430,6 +453,9 @@ impl PyPlan {
                 self.opts.activation_bound.into_pyobject(py)?.into_any(),
                 mode_name(self.plan.mode).into_pyobject(py)?.into_any(),
                 calibration,
+                pyo3::types::PyBool::new(py, self.plan.flooding.is_some())
+                    .to_owned()
+                    .into_any(),
             ],
         )?;
         Ok((restorer(py)?, args))

@@ -64,7 +64,7 @@ def model():
 def plan(model):
     # Latency mode at N = 2^13: one ciphertext per image, 35 rotation keys; under a second
     # per image on 2 cores.
-    return model.plan(mode="latency", log_n=13, min_scale_bits=24)
+    return model.plan(mode="latency", log_n=13, min_scale_bits=24, noise_flooding=False)
 
 
 @pytest.fixture(scope="session")

@@ -208,3 +208,24 @@ def test_threads_env_var():
         env=env, capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "1"
+
+
+def test_decrypt_flooded_with_an_estimated_bound():
+    """Noise flooding from Python: a bound from an estimation run, then a flooded decryption
+    whose noise has the reported size; precision in bits before and after."""
+    c = small_context(log_n=12, q_bits=(60, 50, 50), scale_bits=50)
+    sk = c.keygen()
+    c.set_eval_keys(sk.eval_keys())
+    x = np.linspace(-1, 1, 64)
+    est_run = (c.encrypt(x, sk) * c.encrypt(x, sk)).rescale()
+    bound = c.noise_bound_bits(sk.decrypt(est_run), x * x, est_run.scale)
+    y = (c.encrypt(x, sk) * c.encrypt(x, sk)).rescale()
+    raw = sk.decrypt(y)
+    flooded, report = sk.decrypt_flooded(y, bound)
+    before = -np.log2(np.max(np.abs(raw - x * x)))
+    after = -np.log2(np.max(np.abs(flooded - x * x)))
+    assert report["noise_bound_bits"] >= bound
+    assert abs(np.log2(np.std(flooded - x * x)) - report["log2_slot_sigma"]) < 0.5, report
+    assert before - after > 16, (before, after)
+    with pytest.raises(homefhe.HomeError):
+        sk.decrypt_flooded(y, float("nan"))

@@ -38,7 +38,7 @@ def test_plan_prints_like_nn(plan):
 
 
 def test_throughput_plan(model):
-    p = model.plan(mode="throughput", log_n=13, min_scale_bits=24)
+    p = model.plan(mode="throughput", log_n=13, min_scale_bits=24, noise_flooding=False)
     assert p.batch_capacity == 4096 and p.rotation_steps == []
     assert str(p).startswith("mode Throughput")
 
@@ -76,7 +76,7 @@ def test_encrypted_inference(plan, plan_keys, images, ort_logits):
 def test_throughput_batch_inference(model, images, ort_logits):
     # Throughput mode, 128-bit secure at N = 2^13, a batch of 5 images in one ciphertext
     # batch: 784 ciphertexts, one per pixel, image i in slot i.
-    p = model.plan(mode="throughput", log_n=13, min_scale_bits=24)
+    p = model.plan(mode="throughput", log_n=13, min_scale_bits=24, noise_flooding=False)
     sk, ek = p.keygen()
     ct = p.encrypt_input(images[:5], sk)
     assert ct.ciphertexts == 784 and len(ct) == 5
@@ -107,7 +107,7 @@ def test_server_plan_from_keys_context(model, plan, plan_keys, images):
     """The server builds its plan from the model and the parameters in the public keys."""
     sk, ek = plan_keys
     server_ek = homefhe.EvalKeys.from_bytes(ek.to_bytes(), plan.context)
-    server_plan = model.plan(mode="latency", context=server_ek.context)
+    server_plan = model.plan(mode="latency", context=server_ek.context, noise_flooding=False)
     assert server_plan.describe() == plan.describe()
     out = server_plan.run(plan.encrypt_input(images[:1], sk), server_ek)
     assert plan.decrypt_output(out, sk).shape == (1, 10)
@@ -147,7 +147,7 @@ def test_tensor_of_another_mode_is_refused(model, plan, plan_keys, images):
     """A throughput-mode tensor under the same parameters given to a latency plan: an error
     (or, at worst, a caught internal error), never a crash."""
     sk, ek = plan_keys
-    tp = model.plan(mode="throughput", context=plan.context)
+    tp = model.plan(mode="throughput", context=plan.context, noise_flooding=False)
     ct = tp.encrypt_input(images[:2], sk)
     with pytest.raises(homefhe.HomeError):
         plan.run(ct, ek)
@@ -160,6 +160,28 @@ def test_plan_and_model_pickle(model, plan, plan_keys, images):
     out = back.run(plan.encrypt_input(images[:1], sk), ek)
     assert plan.decrypt_output(out, sk).shape == (1, 10)
     assert homefhe.Model.from_onnx_bytes(model.to_bytes()).notes == model.notes
-    calibrated = model.plan(mode="throughput", log_n=13, min_scale_bits=24, calibration=images[:8])
+    calibrated = model.plan(mode="throughput", log_n=13, min_scale_bits=24, calibration=images[:8], noise_flooding=False)
     again = pickle.loads(pickle.dumps(calibrated))
     assert again.describe() == calibrated.describe()
+
+
+def test_noise_flooding_is_the_default(model, images):
+    """Default plans flood the decrypted outputs' noise (IND-CPA-D) and still classify like
+    the plaintext model; the precision before and after is reported."""
+    p = model.plan(mode="throughput", calibration=images[:8])
+    f = p.noise_flooding
+    assert f is not None and f["statistical_security"] == 30
+    assert f["log2_flooding_sigma"] <= -6 and f["log2_error_before"] < f["log2_flooding_sigma"] - 20
+    assert "noise flooding of outputs: s = 30" in p.describe()
+    sk, ek = p.keygen()
+    out = p.run(p.encrypt_input(images[:8], sk), ek)
+    got = p.decrypt_output(out, sk)
+    want = p.simulate(images[:8])
+    again = p.decrypt_output(out, sk)
+    # Fresh flooding noise at every decryption, of about the stated size.
+    diff = np.sqrt(np.mean((got - again) ** 2)) / np.sqrt(2)
+    assert abs(np.log2(diff) - f["log2_flooding_sigma"]) < 1.0, (np.log2(diff), f)
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
+    # Small parameters cannot absorb it: planning says so and names the opt-out.
+    with pytest.raises(homefhe.HomeError, match="noise_flooding|flooding"):
+        model.plan(mode="throughput", log_n=13, min_scale_bits=24)

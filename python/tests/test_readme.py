@@ -10,12 +10,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUICKSTART = '''\
 import homefhe
 model = homefhe.Model.from_onnx("nn/models/mnist_cnn.onnx")
-plan = model.plan(mode="latency", log_n=13, min_scale_bits=24)   # print(plan): levels, scales, keys
+plan = model.plan(mode="throughput")     # print(plan): levels, scales, keys, noise flooding
 images = homefhe.read_idx_images("nn/data/mnist_sample.idx3")[:4]  # numpy (4, 784), pixel/255
 secret_key, eval_keys = plan.keygen()                # client: only the keys this plan needs
 encrypted = plan.encrypt_input(images, secret_key)   # client; .to_bytes() to send
 result = plan.run(encrypted, eval_keys)              # server: public evaluation keys only
-logits = plan.decrypt_output(result, secret_key)     # client: numpy (4, 10)
+logits = plan.decrypt_output(result, secret_key)     # client: numpy (4, 10), noise-flooded
 print(logits.argmax(axis=1))
 '''
 

@@ -44,6 +44,9 @@ pub fn run_encrypted(
 ) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Plan) {
     let mut opts = PlanOptions::new(mode);
     opts.parameters = Some(params);
+    // These tests compare raw CKKS results with the cleartext run at small, insecure
+    // parameters: flooding is opted out by name (tests/end_to_end.rs covers it).
+    opts.flooding = None;
     opts.calibration = inputs.to_vec();
     let plan = Plan::new(net, &opts).unwrap();
     let sim = plan.simulate(inputs, None).unwrap();
