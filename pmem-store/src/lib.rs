@@ -21,6 +21,7 @@ pub mod error;
 pub mod format;
 mod keys;
 pub mod object;
+pub mod recovery;
 mod store;
 pub mod sys;
 
@@ -30,5 +31,6 @@ pub use format::PAYLOAD_ALIGN;
 pub use keys::PmemKeyStore;
 pub use object::{ObjectInfo, ObjectMeta, ObjectType};
 pub use store::{
-    RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE, LOCK_FILE,
+    DamagedTail, RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE,
+    LOCK_FILE,
 };

@@ -93,9 +93,10 @@ impl Inner {
         let mut bytes = header.encode().to_vec();
         let mut gen = first_generation;
         for info in new_infos.values_mut() {
-            info.generation = gen;
-            bytes.extend_from_slice(&Record::Put(info.clone()).encode(gen));
-            gen += 1;
+            let (rec, next) = Record::Put(info.clone()).encode_at(bytes.len() as u64, gen);
+            bytes.extend_from_slice(&rec);
+            gen = next;
+            info.generation = next - 1;
         }
         let tmp = self.dir.join(COMPACT_TMP);
         let index_path = self.dir.join(INDEX_FILE);

@@ -37,6 +37,11 @@ pub struct StoreConfig {
     pub strict: bool,
     /// Run the background prefetch thread.
     pub prefetch: bool,
+    /// Writable open only: discard a damaged committed record at the end of the index
+    /// ([`crate::StoreError::DamagedRecord`]) instead of refusing to open. Whatever that record
+    /// committed (an object, or a delete) is lost. Off by default; see
+    /// [`StoreConfig::discard_damaged_tail`].
+    pub discard_damaged_tail: bool,
 }
 
 impl StoreConfig {
@@ -52,6 +57,7 @@ impl StoreConfig {
             read_only: false,
             strict: false,
             prefetch: true,
+            discard_damaged_tail: false,
         }
     }
     /// Sets the DRAM budget.
@@ -89,6 +95,29 @@ impl StoreConfig {
         self.prefetch = yes;
         self
     }
+    /// Repair: a writable open discards a damaged committed last index record (truncating
+    /// the index before it) instead of refusing with [`crate::StoreError::DamagedRecord`].
+    /// The object that record committed is lost; use only after inspecting the store
+    /// read-only. `home-store repair DIR --discard-damaged-tail` does this.
+    pub fn discard_damaged_tail(mut self, yes: bool) -> Self {
+        self.discard_damaged_tail = yes;
+        self
+    }
+}
+
+/// A damaged committed record found at the end of the index (see
+/// [`crate::recovery::Tail::Damaged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedTail {
+    /// Byte offset of the record in the index.
+    pub offset: u64,
+    /// Bytes from there to the end of the index.
+    pub bytes: u64,
+    /// What was expected and what was found.
+    pub reason: String,
+    /// Whether this open discarded it (writable open with
+    /// [`StoreConfig::discard_damaged_tail`]); otherwise it is kept, and `verify` fails.
+    pub discarded: bool,
 }
 
 /// What `open` found and repaired.
@@ -100,6 +129,10 @@ pub struct RecoveryReport {
     pub torn_bytes: u64,
     /// Why the first dropped record was refused.
     pub torn_reason: Option<String>,
+    /// A damaged committed record at the end of the index (not a torn append): kept (a
+    /// read-only open serves the records before it and `verify` fails) or, on request,
+    /// discarded.
+    pub damaged: Option<DamagedTail>,
     /// Segment files holding no committed object, removed (leftovers of interrupted puts or
     /// compactions).
     pub orphan_segments_removed: Vec<String>,

@@ -35,6 +35,7 @@ fn parse_segment_name(name: &str) -> Option<u32> {
 
 mod compact;
 mod config;
+mod lock;
 mod map;
 mod open;
 mod prefetch;
@@ -43,7 +44,7 @@ mod write;
 
 use prefetch::prefetch_loop;
 
-pub use config::{RecoveryReport, StoreConfig, StoreStats, Verify, VerifyReport};
+pub use config::{DamagedTail, RecoveryReport, StoreConfig, StoreStats, Verify, VerifyReport};
 
 struct IndexState {
     objects: BTreeMap<String, ObjectInfo>,
@@ -130,6 +131,8 @@ impl Store {
             return Err(StoreError::ReadOnly { op: "create" });
         }
         fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
+        // The same writer lock as `open`, before anything is written, held into the open.
+        let lock = lock::acquire(dir)?;
         let index_path = dir.join(INDEX_FILE);
         if index_path.exists() {
             return Err(StoreError::AlreadyExists {
@@ -155,18 +158,26 @@ impl Store {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = sys::sync_dir(parent);
         }
-        Self::open(dir, config)
+        Self::start(Inner::open(dir, config, Some(lock))?)
     }
 
     /// Opens the store in `dir`: takes the writer lock (unless `read_only`), reads the index,
-    /// drops a torn tail (truncating it when writable), removes orphan segment files (when
+    /// drops a torn tail (truncating it when writable), refuses a damaged committed last
+    /// record when writable (unless [`StoreConfig::discard_damaged_tail`]), removes orphan segment files (when
     /// writable) and starts the prefetch thread.
     ///
     /// Errors: [`StoreError::MissingDirectory`], [`StoreError::NotAStore`],
     /// [`StoreError::Locked`], [`StoreError::ParamsMismatch`] (store bound to other parameters
-    /// than `config.params_hash`), [`StoreError::TruncatedIndex`], [`StoreError::CorruptIndex`].
+    /// than `config.params_hash`), [`StoreError::TruncatedIndex`], [`StoreError::CorruptIndex`],
+    /// [`StoreError::DamagedRecord`] (writable open of an index whose last record is a damaged
+    /// committed record rather than a torn append; a read-only open reports it in
+    /// [`Store::recovery`] and [`Store::verify`] fails), [`StoreError::UnsupportedVersion`].
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
-        let inner = Arc::new(Inner::open(dir.as_ref(), config)?);
+        Self::start(Inner::open(dir.as_ref(), config, None)?)
+    }
+
+    fn start(inner: Inner) -> Result<Self> {
+        let inner = Arc::new(inner);
         let prefetcher = if inner.config.prefetch {
             let inner2 = Arc::clone(&inner);
             let h = std::thread::Builder::new()

@@ -3,14 +3,12 @@
 use super::*;
 use crate::cache::{Cache, Segment};
 use crate::error::{io_err, Result, StoreError};
-use crate::format::{
-    align_up, IndexHeader, Record, SegmentHeader, INDEX_HEADER_LEN, RECORD_OVERHEAD,
-    SEGMENT_HEADER_LEN,
-};
+use crate::format::{align_up, SegmentHeader, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
+use crate::recovery::{recover_index, IndexError, Tail};
 use crate::sys;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,7 +21,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 impl Inner {
-    pub(super) fn open(dir: &Path, config: StoreConfig) -> Result<Self> {
+    pub(super) fn open(dir: &Path, config: StoreConfig, lock: Option<File>) -> Result<Self> {
         if !dir.is_dir() {
             return Err(StoreError::MissingDirectory {
                 path: dir.to_path_buf(),
@@ -37,60 +35,31 @@ impl Inner {
             });
         }
         // Writer lock first, so that no other writer changes files under recovery.
-        let lock = if config.read_only {
-            None
-        } else {
-            let lock_path = dir.join(LOCK_FILE);
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&lock_path)
-                .map_err(io_err("opening lock file", &lock_path))?;
-            if !sys::try_lock_exclusive(&f, &lock_path)? {
-                let holder = fs::read_to_string(&lock_path)
-                    .ok()
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "an unknown process".into());
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                    lock: lock_path,
-                    holder,
-                });
-            }
-            let _ = f.set_len(0);
-            let _ = f.write_all_at(format!("pid {}\n", std::process::id()).as_bytes(), 0);
-            let _ = f.flush();
-            Some(f)
+        let lock = match (config.read_only, lock) {
+            (true, _) => None,
+            (false, Some(held)) => Some(held),
+            (false, None) => Some(super::lock::acquire(dir)?),
         };
 
         let buf = read_file(&index_path)?;
-        if buf.len() < INDEX_HEADER_LEN {
-            return Err(StoreError::TruncatedIndex {
-                path: index_path,
-                expected: INDEX_HEADER_LEN as u64,
-                found: buf.len() as u64,
-            });
-        }
-        let header = match IndexHeader::decode(&buf) {
-            Ok(h) => h,
-            Err((_, Some(found))) => {
-                return Err(StoreError::UnsupportedVersion {
-                    path: index_path,
-                    expected: crate::format::FORMAT_VERSION,
-                    found,
-                })
-            }
-            Err((reason, None)) => {
-                return Err(StoreError::CorruptIndex {
-                    path: index_path,
-                    offset: 0,
-                    reason,
-                })
-            }
-        };
+        let rec = recover_index(&buf).map_err(|e| match e {
+            IndexError::Truncated { expected, found } => StoreError::TruncatedIndex {
+                path: index_path.clone(),
+                expected,
+                found,
+            },
+            IndexError::Corrupt { offset, reason } => StoreError::CorruptIndex {
+                path: index_path.clone(),
+                offset,
+                reason,
+            },
+            IndexError::Version { found } => StoreError::UnsupportedVersion {
+                path: index_path.clone(),
+                expected: crate::format::FORMAT_VERSION,
+                found,
+            },
+        })?;
+        let header = rec.header;
         if let (Some(expected), Some(found)) = (config.params_hash, header.params_hash) {
             if expected != found {
                 return Err(StoreError::ParamsMismatch {
@@ -100,52 +69,51 @@ impl Inner {
                 });
             }
         }
-
-        // Replay the log: the committed prefix of intact, consecutive records.
-        let mut objects = BTreeMap::new();
-        let mut report = RecoveryReport::default();
-        let mut at = INDEX_HEADER_LEN;
-        let mut gen = header.first_generation;
-        while at < buf.len() {
-            let reason = match Record::decode(&buf[at..]) {
-                Ok((rec, g, used)) if g == gen => {
-                    match rec {
-                        Record::Put(info) => {
-                            objects.insert(info.key.clone(), info);
-                        }
-                        Record::Delete(k) => {
-                            objects.remove(&k);
-                        }
-                    }
-                    at += used;
-                    gen += 1;
-                    report.records += 1;
-                    continue;
+        let objects = rec.objects;
+        let at = rec.committed_len;
+        let gen = rec.next_generation;
+        let mut report = RecoveryReport {
+            records: rec.records,
+            ..RecoveryReport::default()
+        };
+        // What follows the committed prefix, and whether this open may drop it.
+        let mut cut_tail = false;
+        match rec.tail {
+            Tail::Clean => {}
+            Tail::Torn { bytes, reason } => {
+                if config.strict {
+                    return Err(StoreError::TruncatedIndex {
+                        path: index_path,
+                        expected: at + RECORD_OVERHEAD as u64,
+                        found: buf.len() as u64,
+                    });
                 }
-                Ok((_, g, _)) => format!("record generation expected {gen}, found {g}"),
-                Err(reason) => reason,
-            };
-            // A torn write can only be the last record: an intact record after it means the
-            // index was damaged, and dropping committed records silently is not allowed.
-            if let Some((p, g)) = find_later_record(&buf, at + 1, gen) {
-                return Err(StoreError::CorruptIndex {
-                    path: index_path,
-                    offset: at as u64,
-                    reason: format!(
-                        "{reason}; yet a committed record (generation {g}) follows at byte {p}"
-                    ),
-                });
+                report.torn_bytes = bytes;
+                report.torn_reason = Some(reason);
+                cut_tail = true;
             }
-            if config.strict {
-                return Err(StoreError::TruncatedIndex {
-                    path: index_path,
-                    expected: (at + RECORD_OVERHEAD) as u64,
-                    found: buf.len() as u64,
+            Tail::Damaged {
+                offset,
+                bytes,
+                reason,
+            } => {
+                let discard = lock.is_some() && config.discard_damaged_tail;
+                if config.strict || (lock.is_some() && !discard) {
+                    return Err(StoreError::DamagedRecord {
+                        path: index_path,
+                        offset,
+                        bytes,
+                        reason,
+                    });
+                }
+                report.damaged = Some(DamagedTail {
+                    offset,
+                    bytes,
+                    reason,
+                    discarded: discard,
                 });
+                cut_tail = discard;
             }
-            report.torn_bytes = (buf.len() - at) as u64;
-            report.torn_reason = Some(reason);
-            break;
         }
 
         let mut index_file = None;
@@ -155,9 +123,9 @@ impl Inner {
                 .write(true)
                 .open(&index_path)
                 .map_err(io_err("opening", &index_path))?;
-            if report.torn_bytes > 0 {
-                f.set_len(at as u64)
-                    .map_err(io_err("truncating torn tail of", &index_path))?;
+            if cut_tail {
+                f.set_len(at)
+                    .map_err(io_err("truncating the uncommitted tail of", &index_path))?;
                 f.sync_data().map_err(io_err("syncing", &index_path))?;
             }
             index_file = Some(f);
@@ -227,7 +195,7 @@ impl Inner {
                 Some(Mutex::new(Writer {
                     _lock: lock,
                     index,
-                    index_len: at as u64,
+                    index_len: at,
                     next_generation: gen,
                     active,
                     next_segment: max_seen + 1,
@@ -294,21 +262,4 @@ pub(super) fn open_segment(
         file,
         problem,
     })
-}
-
-/// An intact record with generation >= `gen` somewhere at or after `from`.
-fn find_later_record(buf: &[u8], from: usize, gen: u64) -> Option<(usize, u64)> {
-    let magic = b"REC1";
-    let mut p = from;
-    while p + RECORD_OVERHEAD <= buf.len() {
-        if &buf[p..p + 4] == magic {
-            if let Ok((_, g, _)) = Record::decode(&buf[p..]) {
-                if g >= gen {
-                    return Some((p, g));
-                }
-            }
-        }
-        p += 1;
-    }
-    None
 }

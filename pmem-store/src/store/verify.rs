@@ -19,6 +19,14 @@ impl Inner {
             )
         };
         let mut report = VerifyReport::default();
+        if let Some(d) = self.recovery.damaged.as_ref().filter(|d| !d.discarded) {
+            report.failures.push(StoreError::DamagedRecord {
+                path: self.dir.join(INDEX_FILE),
+                offset: d.offset,
+                bytes: d.bytes,
+                reason: d.reason.clone(),
+            });
+        }
         let mut buf = vec![0u8; 4 << 20];
         for o in objects {
             report.objects += 1;

@@ -85,7 +85,7 @@ impl Inner {
         // Never reuse this range, whatever happens below.
         w.active = Some((Arc::clone(&seg), align_up(offset + len.max(1))));
         sys::write_durable(&seg.file, &seg.path, offset, payload)?;
-        let info = ObjectInfo {
+        let mut info = ObjectInfo {
             key: key.to_string(),
             meta: meta.clone(),
             segment: seg.id,
@@ -94,7 +94,7 @@ impl Inner {
             checksum: xxh3_64(payload),
             generation: w.next_generation,
         };
-        self.append_record(&mut w, &Record::Put(info.clone()))?;
+        info.generation = self.append_record(&mut w, &Record::Put(info.clone()))?;
         self.write_index()
             .objects
             .insert(key.to_string(), info.clone());
@@ -120,9 +120,10 @@ impl Inner {
     }
 
     /// Appends and flushes one record (the commit point). On failure the index is cut back to
-    /// its last committed length, so later appends never follow garbage.
-    pub(super) fn append_record(&self, w: &mut Writer, rec: &Record) -> Result<()> {
-        let bytes = rec.encode(w.next_generation);
+    /// its last committed length, so later appends never follow garbage. Returns the
+    /// generation the record was committed with.
+    pub(super) fn append_record(&self, w: &mut Writer, rec: &Record) -> Result<u64> {
+        let (bytes, next) = rec.encode_at(w.index_len, w.next_generation);
         let path = self.dir.join(INDEX_FILE);
         if let Err(e) = sys::write_durable(&w.index, &path, w.index_len, &bytes) {
             let rollback = w
@@ -137,8 +138,8 @@ impl Inner {
             return Err(e);
         }
         w.index_len += bytes.len() as u64;
-        w.next_generation += 1;
-        Ok(())
+        w.next_generation = next;
+        Ok(next - 1)
     }
 
     /// Creates, initialises and flushes a new segment file (and its directory entry).
