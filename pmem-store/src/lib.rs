@@ -19,6 +19,7 @@
 mod cache;
 pub mod error;
 pub mod format;
+pub mod fsio;
 mod keys;
 pub mod object;
 pub mod recovery;

@@ -4,10 +4,9 @@ use super::*;
 use crate::cache::Segment;
 use crate::error::{io_err, Result, StoreError};
 use crate::format::{align_up, IndexHeader, Record, PAYLOAD_ALIGN};
+use crate::fsio::{Io, Site};
 use crate::object::ObjectInfo;
-use crate::sys;
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
@@ -56,7 +55,7 @@ impl Inner {
                         reason: p.clone(),
                     });
                 }
-                let found = copy_range(&src, o, dst, end, &mut buf)?;
+                let found = copy_range(&self.io, &src, o, dst, end, &mut buf)?;
                 if found != o.checksum {
                     return Err(StoreError::CorruptObject {
                         key: o.key.clone(),
@@ -73,13 +72,13 @@ impl Inner {
                 end = align_up(end + o.len.max(1));
             }
             for s in &new_segments {
-                s.file.sync_data().map_err(io_err("syncing", &s.path))?;
+                self.io.sync_data(&s.file, &s.path, Site::CompactSegments)?;
             }
             Ok(())
         })();
         if let Err(e) = result {
             for s in &new_segments {
-                let _ = fs::remove_file(&s.path);
+                let _ = self.io.remove(&s.path);
             }
             return Err(e);
         }
@@ -100,17 +99,12 @@ impl Inner {
         }
         let tmp = self.dir.join(COMPACT_TMP);
         let index_path = self.dir.join(INDEX_FILE);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
-        sys::write_durable(&f, &tmp, 0, &bytes)?;
-        fs::rename(&tmp, &index_path)
-            .map_err(io_err("renaming compacted index over", &index_path))?;
-        sys::sync_dir(&self.dir)?;
+        let f = self.io.create_truncate(&tmp, "creating")?;
+        self.io
+            .write_durable(&f, &tmp, 0, &bytes, Site::CompactIndexData)?;
+        self.io
+            .rename(&tmp, &index_path, "renaming compacted index over")?;
+        self.io.sync_dir(&self.dir, Site::CompactRename)?;
         // Committed: switch over.
         w.index = f;
         w.index_len = bytes.len() as u64;
@@ -124,9 +118,9 @@ impl Inner {
         }
         self.cache.clear();
         for s in old_segments.values() {
-            let _ = fs::remove_file(&s.path);
+            let _ = self.io.remove(&s.path);
         }
-        sys::sync_dir(&self.dir)?;
+        self.io.sync_dir(&self.dir, Site::CompactCleanup)?;
         let new_bytes: u64 = new_segments
             .iter()
             .filter_map(|s| s.file.metadata().ok())
@@ -138,6 +132,7 @@ impl Inner {
 
 /// Copies one payload between segments, returning the checksum of the bytes copied.
 fn copy_range(
+    io: &Io,
     src: &Segment,
     o: &ObjectInfo,
     dst: &Segment,
@@ -152,9 +147,7 @@ fn copy_range(
             .read_exact_at(&mut buf[..n], o.offset + done)
             .map_err(io_err("reading", &src.path))?;
         h.update(&buf[..n]);
-        dst.file
-            .write_all_at(&buf[..n], at + done)
-            .map_err(io_err("writing", &dst.path))?;
+        io.write_at(&dst.file, &dst.path, at + done, &buf[..n])?;
         done += n as u64;
     }
     Ok(h.digest())

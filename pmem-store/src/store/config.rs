@@ -42,6 +42,9 @@ pub struct StoreConfig {
     /// committed (an object, or a delete) is lost. Off by default; see
     /// [`StoreConfig::discard_damaged_tail`].
     pub discard_damaged_tail: bool,
+    /// Test hook: record every file-system mutation (power-loss tests). `None` by default.
+    #[doc(hidden)]
+    pub recorder: Option<std::sync::Arc<crate::fsio::Recorder>>,
 }
 
 impl StoreConfig {
@@ -58,6 +61,7 @@ impl StoreConfig {
             strict: false,
             prefetch: true,
             discard_damaged_tail: false,
+            recorder: None,
         }
     }
     /// Sets the DRAM budget.

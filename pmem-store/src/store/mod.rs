@@ -3,12 +3,11 @@
 use crate::cache::{Cache, Mode, ObjectHandle, Segment};
 use crate::error::{io_err, Result, StoreError};
 use crate::format::IndexHeader;
+use crate::fsio::{Io, Site};
 use crate::object::{ObjectInfo, ObjectMeta, ObjectType};
-use crate::sys;
 use he_core::rlwe::KeySwitchKey;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,6 +70,7 @@ pub(crate) struct Inner {
     index: RwLock<IndexState>,
     writer: Option<Mutex<Writer>>,
     pub(crate) cache: Cache,
+    io: Io,
     verified: Mutex<HashSet<u64>>,
     recovery: RecoveryReport,
 }
@@ -130,9 +130,10 @@ impl Store {
         if config.read_only {
             return Err(StoreError::ReadOnly { op: "create" });
         }
-        fs::create_dir_all(dir).map_err(io_err("creating directory", dir))?;
+        let io = Io::new(config.recorder.clone());
+        io.create_dir_all(dir)?;
         // The same writer lock as `open`, before anything is written, held into the open.
-        let lock = lock::acquire(dir)?;
+        let lock = lock::acquire(dir, &io)?;
         let index_path = dir.join(INDEX_FILE);
         if index_path.exists() {
             return Err(StoreError::AlreadyExists {
@@ -148,15 +149,14 @@ impl Store {
         };
         let tmp = dir.join(CREATE_TMP);
         {
-            let mut f = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-            f.write_all(&header.encode())
-                .map_err(io_err("writing", &tmp))?;
-            f.sync_all().map_err(io_err("syncing", &tmp))?;
+            let f = io.create_truncate(&tmp, "creating")?;
+            io.write_at(&f, &tmp, 0, &header.encode())?;
+            io.sync_data(&f, &tmp, Site::CreateIndexData)?;
         }
-        fs::rename(&tmp, &index_path).map_err(io_err("renaming into place", &index_path))?;
-        sys::sync_dir(dir)?;
+        io.rename(&tmp, &index_path, "renaming into place")?;
+        io.sync_dir(dir, Site::CreateIndexName)?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            let _ = sys::sync_dir(parent);
+            let _ = io.sync_dir(parent, Site::CreateParentDir);
         }
         Self::start(Inner::open(dir, config, Some(lock))?)
     }

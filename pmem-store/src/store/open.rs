@@ -4,8 +4,8 @@ use super::*;
 use crate::cache::{Cache, Segment};
 use crate::error::{io_err, Result, StoreError};
 use crate::format::{align_up, SegmentHeader, RECORD_OVERHEAD, SEGMENT_HEADER_LEN};
+use crate::fsio::{Io, Site};
 use crate::recovery::{recover_index, IndexError, Tail};
-use crate::sys;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -34,11 +34,12 @@ impl Inner {
                 expected: index_path,
             });
         }
+        let io = Io::new(config.recorder.clone());
         // Writer lock first, so that no other writer changes files under recovery.
         let lock = match (config.read_only, lock) {
             (true, _) => None,
             (false, Some(held)) => Some(held),
-            (false, None) => Some(super::lock::acquire(dir)?),
+            (false, None) => Some(super::lock::acquire(dir, &io)?),
         };
 
         let buf = read_file(&index_path)?;
@@ -118,21 +119,20 @@ impl Inner {
 
         let mut index_file = None;
         if lock.is_some() {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&index_path)
-                .map_err(io_err("opening", &index_path))?;
+            let f = io.open(
+                OpenOptions::new().read(true).write(true),
+                &index_path,
+                "opening",
+            )?;
             if cut_tail {
-                f.set_len(at)
-                    .map_err(io_err("truncating the uncommitted tail of", &index_path))?;
-                f.sync_data().map_err(io_err("syncing", &index_path))?;
+                io.set_len(&f, &index_path, at)?;
+                io.sync_data(&f, &index_path, Site::OpenTruncate)?;
             }
             index_file = Some(f);
             for tmp in [COMPACT_TMP, CREATE_TMP] {
                 let p = dir.join(tmp);
                 if p.exists() {
-                    let _ = fs::remove_file(&p);
+                    let _ = io.remove(&p);
                 }
             }
         }
@@ -156,7 +156,7 @@ impl Inner {
         }
         for &id in &referenced {
             max_seen = max_seen.max(id);
-            match open_segment(dir, id, header.store_id, lock.is_some()) {
+            match open_segment(&io, dir, id, header.store_id, lock.is_some()) {
                 Ok(seg) => {
                     if let Some(p) = &seg.problem {
                         report
@@ -173,11 +173,11 @@ impl Inner {
         }
         if lock.is_some() && !orphans.is_empty() {
             for (name, path) in orphans {
-                if fs::remove_file(&path).is_ok() {
+                if io.remove(&path).is_ok() {
                     report.orphan_segments_removed.push(name);
                 }
             }
-            sys::sync_dir(dir)?;
+            io.sync_dir(dir, Site::OrphanRemoval)?;
         }
 
         let writer = match (lock, index_file) {
@@ -207,6 +207,7 @@ impl Inner {
 
         Ok(Self {
             dir: dir.to_path_buf(),
+            io,
             cache: Cache::new(config.budget_bytes),
             config,
             header,
@@ -223,16 +224,19 @@ impl Inner {
 }
 
 pub(super) fn open_segment(
+    io: &Io,
     dir: &Path,
     id: u32,
     store_id: u64,
     writable: bool,
 ) -> std::result::Result<Segment, String> {
     let path = dir.join(segment_name(id));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(writable)
-        .open(&path)
+    let file = io
+        .open(
+            OpenOptions::new().read(true).write(writable),
+            &path,
+            "opening segment",
+        )
         .map_err(|e| {
             format!(
                 "expected segment file {}, cannot open it: {e}",

@@ -2,11 +2,11 @@
 
 use super::*;
 use crate::cache::Segment;
-use crate::error::{io_err, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::format::{align_up, Record, SegmentHeader, PAYLOAD_ALIGN};
+use crate::fsio::Site;
 use crate::object::{ObjectInfo, ObjectMeta, MAX_KEY_LEN, MAX_USER_META};
 use crate::sys;
-use std::fs::OpenOptions;
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -84,7 +84,8 @@ impl Inner {
         let (seg, offset) = seg;
         // Never reuse this range, whatever happens below.
         w.active = Some((Arc::clone(&seg), align_up(offset + len.max(1))));
-        sys::write_durable(&seg.file, &seg.path, offset, payload)?;
+        self.io
+            .write_durable(&seg.file, &seg.path, offset, payload, Site::PutPayload)?;
         let mut info = ObjectInfo {
             key: key.to_string(),
             meta: meta.clone(),
@@ -125,11 +126,14 @@ impl Inner {
     pub(super) fn append_record(&self, w: &mut Writer, rec: &Record) -> Result<u64> {
         let (bytes, next) = rec.encode_at(w.index_len, w.next_generation);
         let path = self.dir.join(INDEX_FILE);
-        if let Err(e) = sys::write_durable(&w.index, &path, w.index_len, &bytes) {
-            let rollback = w
-                .index
-                .set_len(w.index_len)
-                .and_then(|_| w.index.sync_data());
+        if let Err(e) =
+            self.io
+                .write_durable(&w.index, &path, w.index_len, &bytes, Site::IndexAppend)
+        {
+            let rollback = self
+                .io
+                .set_len(&w.index, &path, w.index_len)
+                .and_then(|_| self.io.sync_data(&w.index, &path, Site::AppendRollback));
             if let Err(r) = rollback {
                 w.poisoned = Some(format!(
                     "index append failed ({e}) and rollback failed ({r})"
@@ -154,19 +158,15 @@ impl Inner {
 
     pub(super) fn create_segment_file(&self, id: u32) -> Result<Segment> {
         let path = self.dir.join(segment_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err("creating segment", &path))?;
+        let file = self.io.create_new(&path, "creating segment")?;
         let header = SegmentHeader {
             segment: id,
             store_id: self.header.store_id,
         }
         .encode();
-        sys::write_durable(&file, &path, 0, &header)?;
-        sys::sync_dir(&self.dir)?;
+        self.io
+            .write_durable(&file, &path, 0, &header, Site::SegmentHeader)?;
+        self.io.sync_dir(&self.dir, Site::SegmentName)?;
         Ok(Segment {
             id,
             path,
