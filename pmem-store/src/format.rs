@@ -330,7 +330,16 @@ impl Record {
 
     /// The framed bytes of this record with generation `generation`.
     pub fn encode(&self, generation: u64) -> Vec<u8> {
-        let mut body = self.body();
+        frame(&self.body(), generation)
+    }
+}
+
+/// Frames an (unscrambled) record body as generation `generation`: valid head, scrambled body,
+/// valid checksum. [`Record::encode`] is `frame` of the record's body; fuzz targets use it to
+/// reach the body parser with arbitrary bodies.
+pub fn frame(body: &[u8], generation: u64) -> Vec<u8> {
+    {
+        let mut body = body.to_vec();
         scramble(&mut body, generation);
         let mut out = Vec::with_capacity(body.len() + RECORD_OVERHEAD);
         out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -343,7 +352,9 @@ impl Record {
         out.extend_from_slice(&c.to_le_bytes());
         out
     }
+}
 
+impl Record {
     /// The bytes to append at file offset `offset` to commit this record as generation
     /// `generation`, and the generation after it: the record, preceded by a [`Record::Pad`]
     /// (one more generation) where its placement would leave a sector piece with fewer than

@@ -29,7 +29,7 @@ pub mod sys;
 pub use cache::{MappedObject, ObjectHandle};
 pub use error::{Result, StoreError};
 pub use format::PAYLOAD_ALIGN;
-pub use keys::PmemKeyStore;
+pub use keys::{decode_key, PmemKeyStore};
 pub use object::{ObjectInfo, ObjectMeta, ObjectType};
 pub use store::{
     DamagedTail, RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE,

@@ -277,17 +277,8 @@ impl Store {
     /// A key-switching key stored with [`Store::put_key`], used in place from the mapping.
     pub fn get_key(&self, key: &str) -> Result<KeySwitchKey> {
         let h = self.get(key)?;
-        let (shape, kind) = h
-            .info()
-            .meta
-            .key_shape()
-            .ok_or_else(|| StoreError::TypeMismatch {
-                key: key.to_string(),
-                expected: ObjectType::GaloisKey,
-                found: h.info().meta.ty,
-            })?;
-        let params = h.info().meta.params_hash;
-        Ok(KeySwitchKey::from_storage(shape, kind, params, h)?)
+        let meta = h.info().meta.clone();
+        crate::keys::decode_key(key, &meta, h)
     }
 
     /// The index entry of `key`, if present (no mapping).

@@ -59,12 +59,13 @@ impl Inner {
     pub(super) fn put(&self, key: &str, meta: &ObjectMeta, payload: &[u8]) -> Result<ObjectInfo> {
         self.check_put(key, meta)?;
         if let Some((shape, _)) = meta.key_shape() {
-            if shape.bytes() != payload.len() {
+            let bytes = crate::keys::checked_key_words(&shape).and_then(|w| w.checked_mul(8));
+            if bytes != Some(payload.len()) {
                 return Err(StoreError::InvalidObject {
                     key: key.to_string(),
                     reason: format!(
                         "key shape {shape:?} needs {} bytes, payload has {}",
-                        shape.bytes(),
+                        bytes.map_or("more than usize::MAX".to_string(), |b| b.to_string()),
                         payload.len()
                     ),
                 });
