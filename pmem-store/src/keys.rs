@@ -127,14 +127,17 @@ impl EvalKeyProvider for PmemKeyStore {
 }
 
 /// Words a key of `shape` holds, or `None` if that count does not fit in a `usize`
-/// ([`he_core::rlwe::KeyShape::words`] does not check).
+/// ([`he_core::rlwe::KeyShape::words`] does not check). Every intermediate product of
+/// `KeyShape::words` and `KeyShape::bytes`, in their order of evaluation, is checked, so
+/// that when this returns `Some` those methods cannot overflow either.
 pub(crate) fn checked_key_words(shape: &he_core::rlwe::KeyShape) -> Option<usize> {
-    shape
+    let component = shape
         .q_limbs
         .checked_add(shape.p_limbs)?
-        .checked_mul(shape.n)?
-        .checked_mul(shape.dnum)?
-        .checked_mul(2)
+        .checked_mul(shape.n)?;
+    let words = 2usize.checked_mul(shape.dnum)?.checked_mul(component)?;
+    words.checked_mul(8)?;
+    Some(words)
 }
 
 /// Turns the metadata and payload of the object `key` into a [`KeySwitchKey`], as

@@ -42,6 +42,12 @@ fn decode_key_checks_type_shape_and_length() {
         decode_key("r", &huge, words.clone()),
         Err(StoreError::InvalidObject { .. })
     ));
+    // Found by the store_get_key fuzz target: n = 0 makes the product 0, but 2·dnum overflows.
+    let zero_n = ObjectMeta::new(ObjectType::GaloisKey, P).with_dims([0, 1, 1, u64::MAX / 2 + 1]);
+    assert!(matches!(
+        decode_key("z", &zero_n, Arc::new(Vec::new())),
+        Err(StoreError::InvalidObject { .. })
+    ));
     let bytes = ObjectMeta::new(ObjectType::Bytes, P);
     assert!(matches!(
         decode_key("b", &bytes, words),
