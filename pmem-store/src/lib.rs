@@ -13,7 +13,13 @@
 //!
 //! Durability: `put` writes the payload at a fresh place and flushes it, then appends and
 //! flushes an index record (generation counter + CRC-32) naming it; recovery keeps the intact
-//! prefix of the index. See the crate README for the on-disk format and the argument.
+//! prefix of the index, drops a torn tail and keeps (and reports) a damaged committed record
+//! ([`recovery`]). See the crate README for the on-disk format and the argument; the
+//! power-loss test (`tests/powerloss.rs`) checks it over a recording file layer ([`fsio`]).
+//!
+//! Integrity: the CRC-32 and XXH3-64 checksums detect accidental corruption (bit flips, media
+//! errors, torn writes), not tampering. They are not MACs: whoever can write the files can
+//! forge an object together with its checksum.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cache;

@@ -81,9 +81,13 @@ pub(crate) struct Inner {
 /// (`fdatasync`, or a cache-line flush on PMEM) *before* a checksummed index record naming it
 /// was appended and flushed; [`Store::open`] keeps exactly the records whose checksum and
 /// generation are intact, so every object whose `put` returned survives a crash, and a torn
-/// write is never taken for an object. Payload checksums catch later damage on map.
+/// write is never taken for an object. Payload checksums catch later damage on map; a
+/// damaged committed last record is kept and reported ([`StoreError::DamagedRecord`]), never
+/// dropped as if it were a torn write. Checksums detect corruption, not tampering (they are
+/// not MACs).
 ///
-/// One writer per directory (an exclusive `flock` on `LOCK`); any number of read-only
+/// One writer per directory (an exclusive `flock` on `LOCK`, taken by `create` and writable
+/// `open`); any number of read-only
 /// openers, each seeing the index as of its `open`. All methods take `&self`; the store is
 /// `Send + Sync`.
 pub struct Store {

@@ -1,4 +1,5 @@
 //! `Inner::open`: the writer lock, index recovery, segment discovery and orphan removal.
+#![deny(clippy::indexing_slicing)]
 
 use super::*;
 use crate::cache::{Cache, Segment};
