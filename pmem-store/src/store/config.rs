@@ -14,7 +14,7 @@ pub enum Verify {
     Never,
 }
 
-/// Settings for [`Store::create`] and [`Store::open`].
+/// Settings for [`Store::create`](super::Store::create) and [`Store::open`](super::Store::open).
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     /// `create`: bind the store to these parameters (puts of other hashes are refused).
@@ -144,7 +144,7 @@ pub struct RecoveryReport {
     pub bad_segments: Vec<String>,
 }
 
-/// Result of [`Store::verify`].
+/// Result of [`Store::verify`](super::Store::verify).
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     /// Objects checked.
