@@ -64,6 +64,18 @@ pub enum StoreError {
         /// What was expected and what was found.
         reason: String,
     },
+    /// The last index record is complete but damaged: a committed record, not a torn append.
+    #[error("damaged committed record in index {path} at byte {offset} ({bytes} bytes to the end): {reason}; expected an intact record or a torn (incomplete) append, found neither, so it is kept: open read-only to inspect the store, or discard the record by name (StoreConfig::discard_damaged_tail, `home-store repair --discard-damaged-tail`), losing what it committed")]
+    DamagedRecord {
+        /// The index file.
+        path: PathBuf,
+        /// Byte offset of the record.
+        offset: u64,
+        /// Bytes from the record to the end of the index.
+        bytes: u64,
+        /// What was expected and what was found.
+        reason: String,
+    },
     /// The index is shorter than its header, or (in strict mode) ends in a torn record.
     #[error("truncated index {path}: expected at least {expected} bytes, found {found}")]
     TruncatedIndex {
@@ -182,8 +194,9 @@ pub enum StoreError {
         /// What was expected and what was found.
         reason: String,
     },
-    /// A file written by an unsupported format version.
-    #[error("unsupported format version in {path}: expected {expected}, found {found}")]
+    /// A file written by an unsupported format version (version-1 indexes predate the torn /
+    /// damaged distinction and are not read by this build).
+    #[error("unsupported format version in {path}: expected {expected}, found {found} (a store written by another build of pmem-store; copy its objects out with that build)")]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,

@@ -125,3 +125,52 @@ impl EvalKeyProvider for PmemKeyStore {
         self.store.prefetch(&names);
     }
 }
+
+/// Words a key of `shape` holds, or `None` if that count does not fit in a `usize`
+/// ([`he_core::rlwe::KeyShape::words`] does not check). Every intermediate product of
+/// `KeyShape::words` and `KeyShape::bytes`, in their order of evaluation, is checked, so
+/// that when this returns `Some` those methods cannot overflow either.
+pub(crate) fn checked_key_words(shape: &he_core::rlwe::KeyShape) -> Option<usize> {
+    let component = shape
+        .q_limbs
+        .checked_add(shape.p_limbs)?
+        .checked_mul(shape.n)?;
+    let words = 2usize.checked_mul(shape.dnum)?.checked_mul(component)?;
+    words.checked_mul(8)?;
+    Some(words)
+}
+
+/// Turns the metadata and payload of the object `key` into a [`KeySwitchKey`], as
+/// [`Store::get_key`] does with a mapped payload (used in place, not copied). Pure: the
+/// `store_get_key` fuzz target runs it on arbitrary metadata and payloads.
+///
+/// Errors: [`StoreError::TypeMismatch`] (not a key object), [`StoreError::InvalidObject`]
+/// (a shape whose size overflows, or a payload of another length than the shape needs).
+pub fn decode_key(
+    key: &str,
+    meta: &crate::object::ObjectMeta,
+    payload: Arc<dyn he_core::rlwe::LimbStorage>,
+) -> Result<KeySwitchKey, StoreError> {
+    let (shape, kind) = meta.key_shape().ok_or_else(|| StoreError::TypeMismatch {
+        key: key.to_string(),
+        expected: ObjectType::GaloisKey,
+        found: meta.ty,
+    })?;
+    let words = checked_key_words(&shape).ok_or_else(|| StoreError::InvalidObject {
+        key: key.to_string(),
+        reason: format!("key shape {shape:?} has more words than the address space holds"),
+    })?;
+    let found = payload.words().len();
+    if found != words {
+        return Err(StoreError::InvalidObject {
+            key: key.to_string(),
+            reason: format!("key shape {shape:?} needs {words} words, payload has {found}"),
+        });
+    }
+    Ok(KeySwitchKey::from_storage(
+        shape,
+        kind,
+        meta.params_hash,
+        payload,
+    )?)
+}

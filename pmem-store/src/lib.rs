@@ -13,22 +13,31 @@
 //!
 //! Durability: `put` writes the payload at a fresh place and flushes it, then appends and
 //! flushes an index record (generation counter + CRC-32) naming it; recovery keeps the intact
-//! prefix of the index. See the crate README for the on-disk format and the argument.
+//! prefix of the index, drops a torn tail and keeps (and reports) a damaged committed record
+//! ([`recovery`]). See the crate README for the on-disk format and the argument; the
+//! power-loss test (`tests/powerloss.rs`) checks it over a recording file layer ([`fsio`]).
+//!
+//! Integrity: the CRC-32 and XXH3-64 checksums detect accidental corruption (bit flips, media
+//! errors, torn writes), not tampering. They are not MACs: whoever can write the files can
+//! forge an object together with its checksum.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod cache;
 pub mod error;
 pub mod format;
+pub mod fsio;
 mod keys;
 pub mod object;
+pub mod recovery;
 mod store;
 pub mod sys;
 
 pub use cache::{MappedObject, ObjectHandle};
 pub use error::{Result, StoreError};
 pub use format::PAYLOAD_ALIGN;
-pub use keys::PmemKeyStore;
+pub use keys::{decode_key, PmemKeyStore};
 pub use object::{ObjectInfo, ObjectMeta, ObjectType};
 pub use store::{
-    RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE, LOCK_FILE,
+    DamagedTail, RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE,
+    LOCK_FILE,
 };

@@ -4,6 +4,9 @@
 //! home-store list   <DIR> [--budget BYTES]   objects (key, type, size, params hash, segment), totals
 //! home-store verify <DIR>                    check every payload checksum (exit 1 on failure)
 //! home-store compact <DIR>                   rewrite live objects, reclaim space (takes the writer lock)
+//! home-store repair <DIR> --discard-damaged-tail
+//!                                            drop a damaged committed last index record (loses
+//!                                            what it committed), after which the store opens
 //! ```
 
 use clap::{Parser, Subcommand};
@@ -41,6 +44,31 @@ enum Cmd {
         /// Store directory.
         dir: PathBuf,
     },
+    /// Repair a store that writable open refuses.
+    Repair {
+        /// Store directory.
+        dir: PathBuf,
+        /// Discard a damaged committed record at the end of the index (whatever it committed
+        /// is lost). Required: repair never discards anything unless asked by name.
+        #[arg(long)]
+        discard_damaged_tail: bool,
+    },
+}
+
+fn report_damage(r: &pmem_store::RecoveryReport) {
+    if let Some(d) = &r.damaged {
+        println!(
+            "DAMAGED: committed index record at byte {} ({} bytes to the end) is damaged: {}{}",
+            d.offset,
+            d.bytes,
+            d.reason,
+            if d.discarded {
+                " -- discarded"
+            } else {
+                " -- kept; `home-store repair DIR --discard-damaged-tail` drops it"
+            }
+        );
+    }
 }
 
 fn human(b: u64) -> String {
@@ -76,6 +104,7 @@ fn run(cli: Cli) -> Result<bool, pmem_store::StoreError> {
                     r.torn_reason.clone().unwrap_or_default()
                 );
             }
+            report_damage(r);
             for b in &r.bad_segments {
                 println!("warning: {b}");
             }
@@ -125,6 +154,27 @@ fn run(cli: Cli) -> Result<bool, pmem_store::StoreError> {
             let s = Store::open(&dir, StoreConfig::new(None).prefetch(false))?;
             let n = s.compact()?;
             println!("compacted: {} reclaimed", human(n));
+            Ok(true)
+        }
+        Cmd::Repair {
+            dir,
+            discard_damaged_tail,
+        } => {
+            if !discard_damaged_tail {
+                eprintln!("home-store repair: nothing asked; pass --discard-damaged-tail to drop a damaged last index record");
+                return Ok(false);
+            }
+            let s = Store::open(
+                &dir,
+                StoreConfig::new(None)
+                    .prefetch(false)
+                    .discard_damaged_tail(true),
+            )?;
+            let r = s.recovery();
+            if r.damaged.is_none() {
+                println!("no damaged index record found; nothing discarded");
+            }
+            report_damage(r);
             Ok(true)
         }
     }
