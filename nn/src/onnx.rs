@@ -17,8 +17,8 @@
 //! A model file is untrusted input. Every size is computed with checked arithmetic and checked
 //! before anything is allocated: against the file itself (an initializer's declared shape must
 //! match its data length exactly) and against the stated [`ImportLimits`] (file size, node
-//! count, tensor rank, elements of any tensor, weights of one lowered layer and of the whole
-//! network). Convolution and pooling hyper-parameters are checked against the input they apply
+//! count, tensor rank, elements of any tensor and of all constants, weights of one lowered
+//! layer and of the whole network). Convolution and pooling hyper-parameters are checked against the input they apply
 //! to: every pad is at most the (dilated) kernel extent, the kernel extent and the stride
 //! fit in the padded input, strides and dilations are at least 1 and the weight's shape agrees
 //! with the input channels and `group`. Malformed files give [`NnError::Onnx`] or
@@ -264,6 +264,10 @@ pub struct ImportLimits {
     /// Most weights and constant vector entries of the whole network, summed over its layers
     /// (default 2^27 = 134,217,728, about 2 GiB as `(column, weight)` pairs).
     pub max_total_weights: usize,
+    /// Most elements of all initializers and `Constant` tensors together, as `f64` (default
+    /// 2^27). (The protobuf decoding before it holds at most a small multiple of the file,
+    /// itself bounded by `max_model_bytes`.)
+    pub max_total_constant_elements: usize,
 }
 
 impl Default for ImportLimits {
@@ -275,6 +279,7 @@ impl Default for ImportLimits {
             max_tensor_elements: 1 << 24,
             max_layer_weights: 1 << 26,
             max_total_weights: 1 << 27,
+            max_total_constant_elements: 1 << 27,
         }
     }
 }
@@ -577,6 +582,24 @@ struct Importer<'a> {
     notes: Vec<ImportNote>,
     /// Weights and constant entries of the layers built so far.
     total_weights: usize,
+    /// Elements of the initializers and constants decoded so far.
+    const_elements: usize,
+}
+
+/// Converts a constant, counting its elements against `max_total_constant_elements`.
+fn add_constant(
+    t: &TensorProto,
+    limits: &ImportLimits,
+    total: &mut usize,
+) -> Result<(String, Tensor)> {
+    let v = t.to_tensor_with(limits)?;
+    *total = within(
+        total.checked_add(v.data.len()),
+        limits.max_total_constant_elements,
+        "ImportLimits::max_total_constant_elements",
+        format!("tensor `{}`: constant elements in all so far", t.name),
+    )?;
+    Ok((t.name.clone(), v))
 }
 
 /// Imports an ONNX model from bytes within [`ImportLimits::default`].
@@ -619,8 +642,10 @@ pub fn import_onnx_with_limits(
         "graph nodes",
     )?;
     let mut consts = HashMap::new();
+    let mut const_elements = 0usize;
     for t in &graph.initializer {
-        consts.insert(t.name.clone(), t.to_tensor_with(limits)?);
+        let t = add_constant(t, limits, &mut const_elements)?;
+        consts.insert(t.0, t.1);
     }
     let inputs: Vec<&ValueInfoProto> = graph
         .input
@@ -687,6 +712,7 @@ pub fn import_onnx_with_limits(
         readers,
         notes: Vec::new(),
         total_weights: 0,
+        const_elements,
     };
     for n in &graph.node {
         imp.node(n)?;
@@ -847,7 +873,7 @@ impl Importer<'_> {
                 let t = attr(n, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
                     Self::unsupported(n, "only tensor-valued Constant is supported")
                 })?;
-                let t = t.to_tensor_with(self.limits)?;
+                let (_, t) = add_constant(t, self.limits, &mut self.const_elements)?;
                 if let Some(o) = n.output.first() {
                     self.consts.insert(o.clone(), t);
                 }

@@ -43,14 +43,18 @@ fn each_limit_refuses_by_name_and_can_be_raised() {
     let b = mnist();
     let d = ImportLimits::default();
     // The MNIST CNN: 70,148 bytes, 6 nodes, rank 4, largest tensor fc1.weight 16,384
-    // elements, conv layer 256 x 49 = 12,544 weights, 29,364 in all (+ folded biases).
-    let cases: [(&str, SetLimit); 6] = [
+    // elements, conv layer 256 x 49 = 12,544 weights, 29,364 in all (+ folded biases), 17,298
+    // constant elements.
+    let cases: [(&str, SetLimit); 7] = [
         ("max_model_bytes", |l| l.max_model_bytes = 70_000),
         ("max_nodes", |l| l.max_nodes = 5),
         ("max_rank", |l| l.max_rank = 3),
         ("max_tensor_elements", |l| l.max_tensor_elements = 16_383),
         ("max_layer_weights", |l| l.max_layer_weights = 12_543),
         ("max_total_weights", |l| l.max_total_weights = 20_000),
+        ("max_total_constant_elements", |l| {
+            l.max_total_constant_elements = 17_000
+        }),
     ];
     for (field, set) in cases {
         let mut l = d;
