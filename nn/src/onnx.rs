@@ -574,11 +574,11 @@ struct Importer<'a> {
     opts: &'a ImportOptions,
     limits: &'a ImportLimits,
     net: Network,
-    consts: HashMap<String, Tensor>,
+    consts: HashMap<&'a str, Tensor>,
     /// Value name -> node index.
-    values: HashMap<String, usize>,
+    values: HashMap<&'a str, usize>,
     /// Number of readers of each value name.
-    readers: HashMap<String, usize>,
+    readers: HashMap<&'a str, usize>,
     notes: Vec<ImportNote>,
     /// Weights and constant entries of the layers built so far.
     total_weights: usize,
@@ -587,11 +587,7 @@ struct Importer<'a> {
 }
 
 /// Converts a constant, counting its elements against `max_total_constant_elements`.
-fn add_constant(
-    t: &TensorProto,
-    limits: &ImportLimits,
-    total: &mut usize,
-) -> Result<(String, Tensor)> {
+fn add_constant(t: &TensorProto, limits: &ImportLimits, total: &mut usize) -> Result<Tensor> {
     let v = t.to_tensor_with(limits)?;
     *total = within(
         total.checked_add(v.data.len()),
@@ -599,7 +595,7 @@ fn add_constant(
         "ImportLimits::max_total_constant_elements",
         format!("tensor `{}`: constant elements in all so far", t.name),
     )?;
-    Ok((t.name.clone(), v))
+    Ok(v)
 }
 
 /// Imports an ONNX model from bytes within [`ImportLimits::default`].
@@ -621,6 +617,16 @@ pub fn import_onnx_with_limits(
     )?;
     let model = <ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| NnError::Onnx(format!("protobuf decoding failed: {e}")))?;
+    import_model_with_limits(&model, opts, limits)
+}
+
+/// Imports a decoded ONNX model within `limits` (all the checks of [`import_onnx_with_limits`]
+/// but the file size).
+pub fn import_model_with_limits(
+    model: &ModelProto,
+    opts: &ImportOptions,
+    limits: &ImportLimits,
+) -> Result<ImportedModel> {
     let opset = model
         .opset_import
         .iter()
@@ -634,6 +640,7 @@ pub fn import_onnx_with_limits(
     }
     let graph = model
         .graph
+        .as_ref()
         .ok_or_else(|| NnError::Onnx("the model has no graph".into()))?;
     within(
         Some(graph.node.len()),
@@ -644,13 +651,15 @@ pub fn import_onnx_with_limits(
     let mut consts = HashMap::new();
     let mut const_elements = 0usize;
     for t in &graph.initializer {
-        let t = add_constant(t, limits, &mut const_elements)?;
-        consts.insert(t.0, t.1);
+        consts.insert(
+            t.name.as_str(),
+            add_constant(t, limits, &mut const_elements)?,
+        );
     }
     let inputs: Vec<&ValueInfoProto> = graph
         .input
         .iter()
-        .filter(|v| !consts.contains_key(&v.name))
+        .filter(|v| !consts.contains_key(v.name.as_str()))
         .collect();
     let [input] = inputs.as_slice() else {
         return Err(onnx_err(
@@ -694,21 +703,21 @@ pub fn import_onnx_with_limits(
         "ImportLimits::max_tensor_elements",
         format!("input {}: elements of shape {shape:?}", input.name),
     )?;
-    let mut readers: HashMap<String, usize> = HashMap::new();
+    let mut readers: HashMap<&str, usize> = HashMap::new();
     for n in &graph.node {
         for i in &n.input {
-            *readers.entry(i.clone()).or_default() += 1;
+            *readers.entry(i.as_str()).or_default() += 1;
         }
     }
     for o in &graph.output {
-        *readers.entry(o.name.clone()).or_default() += 1;
+        *readers.entry(o.name.as_str()).or_default() += 1;
     }
     let mut imp = Importer {
         opts,
         limits,
         net: Network::new(&shape),
         consts,
-        values: HashMap::from([(input.name.clone(), 0)]),
+        values: HashMap::from([(input.name.as_str(), 0)]),
         readers,
         notes: Vec::new(),
         total_weights: 0,
@@ -722,7 +731,7 @@ pub fn import_onnx_with_limits(
     };
     let last = *imp
         .values
-        .get(&out.name)
+        .get(out.name.as_str())
         .ok_or_else(|| NnError::Onnx(format!("output {} is not computed", out.name)))?;
     if last != imp.net.last() {
         let shape = imp.shape(last);
@@ -735,7 +744,7 @@ pub fn import_onnx_with_limits(
     })
 }
 
-impl Importer<'_> {
+impl<'a> Importer<'a> {
     fn unsupported(n: &NodeProto, reason: impl Into<String>) -> NnError {
         NnError::UnsupportedOperator {
             op: n.op_type.clone(),
@@ -744,7 +753,7 @@ impl Importer<'_> {
         }
     }
 
-    fn value(&self, n: &NodeProto, name: &str) -> Result<usize> {
+    fn value(&self, n: &'a NodeProto, name: &str) -> Result<usize> {
         self.values.get(name).copied().ok_or_else(|| {
             Self::unsupported(
                 n,
@@ -756,7 +765,7 @@ impl Importer<'_> {
     }
 
     /// The node's first (data) input (checked non-empty in [`Self::node`]).
-    fn first_input(n: &NodeProto) -> Result<&str> {
+    fn first_input(n: &'a NodeProto) -> Result<&'a str> {
         n.input
             .first()
             .map(String::as_str)
@@ -781,7 +790,7 @@ impl Importer<'_> {
         self.consts.get(name)
     }
 
-    fn note(&mut self, n: &NodeProto, became: impl Into<String>) {
+    fn note(&mut self, n: &'a NodeProto, became: impl Into<String>) {
         self.notes.push(ImportNote {
             node: node_name(n),
             op: n.op_type.clone(),
@@ -789,18 +798,18 @@ impl Importer<'_> {
         });
     }
 
-    fn out(&mut self, n: &NodeProto, idx: usize) -> Result<()> {
+    fn out(&mut self, n: &'a NodeProto, idx: usize) -> Result<()> {
         let o = n
             .output
             .first()
             .ok_or_else(|| NnError::Onnx(format!("node {} has no output", node_name(n))))?;
-        self.values.insert(o.clone(), idx);
+        self.values.insert(o.as_str(), idx);
         Ok(())
     }
 
     /// Checks an output shape before the layer producing it is built: at least one element,
     /// at most `max_tensor_elements`; returns its length.
-    fn check_shape(&self, n: &NodeProto, shape: &[usize]) -> Result<usize> {
+    fn check_shape(&self, n: &'a NodeProto, shape: &[usize]) -> Result<usize> {
         let len = within(
             product(shape),
             self.limits.max_tensor_elements,
@@ -822,7 +831,7 @@ impl Importer<'_> {
     }
 
     /// Reserves `weights` (a layer's weight bound) against the per-layer and total limits.
-    fn reserve(&mut self, n: &NodeProto, weights: Option<usize>) -> Result<()> {
+    fn reserve(&mut self, n: &'a NodeProto, weights: Option<usize>) -> Result<()> {
         let what = || format!("node `{}` ({}): layer weights", node_name(n), n.op_type);
         let w = within(
             weights,
@@ -840,7 +849,7 @@ impl Importer<'_> {
     }
 
     /// If `src` is a linear node read only by this ONNX node, returns it for folding.
-    fn foldable_linear(&self, n: &NodeProto, src_name: &str, src: usize) -> bool {
+    fn foldable_linear(&self, n: &'a NodeProto, src_name: &str, src: usize) -> bool {
         self.readers.get(src_name).copied() == Some(1)
             && matches!(self.net.nodes.get(src).map(|s| &s.op), Some(Op::Linear(_)))
             && src == self.net.last()
@@ -849,7 +858,7 @@ impl Importer<'_> {
 
     fn push(
         &mut self,
-        n: &NodeProto,
+        n: &'a NodeProto,
         op: Op,
         inputs: Vec<usize>,
         shape: Vec<usize>,
@@ -858,7 +867,7 @@ impl Importer<'_> {
         self.net.push(node_name(n), op, inputs, shape)
     }
 
-    fn node(&mut self, n: &NodeProto) -> Result<()> {
+    fn node(&mut self, n: &'a NodeProto) -> Result<()> {
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             return Err(Self::unsupported(
                 n,
@@ -873,9 +882,9 @@ impl Importer<'_> {
                 let t = attr(n, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
                     Self::unsupported(n, "only tensor-valued Constant is supported")
                 })?;
-                let (_, t) = add_constant(t, self.limits, &mut self.const_elements)?;
+                let t = add_constant(t, self.limits, &mut self.const_elements)?;
                 if let Some(o) = n.output.first() {
-                    self.consts.insert(o.clone(), t);
+                    self.consts.insert(o.as_str(), t);
                 }
                 Ok(())
             }
@@ -997,7 +1006,7 @@ impl Importer<'_> {
         }
     }
 
-    fn reshape(&mut self, n: &NodeProto) -> Result<()> {
+    fn reshape(&mut self, n: &'a NodeProto) -> Result<()> {
         let x = self.value(n, Self::first_input(n)?)?;
         let shape = if n.op_type == "Flatten" {
             let axis = attr_i(n, "axis", 1);
@@ -1031,7 +1040,7 @@ impl Importer<'_> {
     /// `y = a_c·x + c_c` per channel: folded into the previous linear layer when possible.
     fn channel_affine(
         &mut self,
-        n: &NodeProto,
+        n: &'a NodeProto,
         x: usize,
         a: &[f64],
         c: &[f64],
@@ -1075,7 +1084,7 @@ impl Importer<'_> {
         self.out(n, idx)
     }
 
-    fn conv(&mut self, n: &NodeProto) -> Result<()> {
+    fn conv(&mut self, n: &'a NodeProto) -> Result<()> {
         let x = self.value(n, Self::first_input(n)?)?;
         let w = n
             .input
@@ -1194,7 +1203,7 @@ impl Importer<'_> {
         self.out(n, idx)
     }
 
-    fn avg_pool(&mut self, n: &NodeProto) -> Result<()> {
+    fn avg_pool(&mut self, n: &'a NodeProto) -> Result<()> {
         let x = self.value(n, Self::first_input(n)?)?;
         let s = self.shape(x);
         let [c, h, w] = <[usize; 3]>::try_from(s.as_slice())
@@ -1239,7 +1248,7 @@ impl Importer<'_> {
         self.out(n, idx)
     }
 
-    fn gemm(&mut self, n: &NodeProto) -> Result<()> {
+    fn gemm(&mut self, n: &'a NodeProto) -> Result<()> {
         let x = self.value(n, Self::first_input(n)?)?;
         let in_len = self.len(x);
         let w = n
@@ -1309,7 +1318,7 @@ impl Importer<'_> {
         self.out(n, idx)
     }
 
-    fn add(&mut self, n: &NodeProto) -> Result<()> {
+    fn add(&mut self, n: &'a NodeProto) -> Result<()> {
         let sign = if n.op_type == "Sub" { -1.0 } else { 1.0 };
         let a = Self::first_input(n)?;
         let b = n.input.get(1).map(String::as_str).unwrap_or_default();
@@ -1364,7 +1373,7 @@ impl Importer<'_> {
         self.out(n, idx)
     }
 
-    fn mul(&mut self, n: &NodeProto) -> Result<()> {
+    fn mul(&mut self, n: &'a NodeProto) -> Result<()> {
         let a = Self::first_input(n)?;
         let b = n.input.get(1).map(String::as_str).unwrap_or_default();
         if a == b {

@@ -151,17 +151,23 @@ fn idx_in_memory_known_answers_and_typed_errors() {
 }
 
 #[test]
-fn tiny_model_file_is_current_and_imports() {
-    let built = hostile::tiny_model();
-    let path = root().join("tests/data/tiny_cnn.onnx");
-    if std::env::var_os("NN_WRITE_TINY_MODEL").is_some() {
-        std::fs::write(&path, &built).unwrap();
+fn tiny_model_files_are_current_and_import() {
+    for (file, built) in [
+        ("micro_cnn.onnx", hostile::micro_model()),
+        ("tiny_cnn.onnx", hostile::tiny_model()),
+    ] {
+        let path = root().join("tests/data").join(file);
+        if std::env::var_os("NN_WRITE_TINY_MODEL").is_some() {
+            std::fs::write(&path, &built).unwrap();
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            built,
+            "{file}: regenerate with NN_WRITE_TINY_MODEL=1"
+        );
     }
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        built,
-        "regenerate with NN_WRITE_TINY_MODEL=1"
-    );
+    let built = hostile::tiny_model();
+    assert!(import_onnx(&hostile::micro_model(), &ImportOptions::default()).is_ok());
     let m = import_onnx(&built, &ImportOptions::default()).unwrap();
     let kinds: Vec<&str> = m
         .network

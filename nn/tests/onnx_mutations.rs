@@ -1,6 +1,6 @@
-//! Structured mutations of the committed ONNX models (the two shipped CNNs and the tiny test
-//! model): every single mutation of a dimension, attribute, initializer, op type, input or
-//! output name, node or opset to edge values (0, ±1, 2^31, 2^63 - 1, ...), then random pairs
+//! Structured mutations of the committed ONNX models (the two shipped CNNs and the tiny and
+//! micro test models): every single mutation of a dimension, attribute, initializer, op type,
+//! input or output name, node or opset to edge values (0, ±1, 2^31, 2^63 - 1, ...), then random pairs
 //! and triples of them, up to `NN_MUTATIONS` imports in all (default 100,000). Each import
 //! must return `Ok` or a typed error: no panic (counted with `catch_unwind`) and no allocation
 //! over a bound (a counting global allocator; requests over 2 GiB are refused, which aborts).
@@ -31,6 +31,7 @@ fn structured_onnx_mutations_never_panic_or_overallocate() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let models: Vec<(String, ModelProto)> = [
         ("tiny", hostile::tiny_model()),
+        ("micro", hostile::micro_model()),
         (
             "mnist",
             std::fs::read(root.join("models/mnist_cnn.onnx")).unwrap(),

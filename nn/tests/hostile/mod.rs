@@ -137,17 +137,67 @@ fn vals(n: usize, seed: u32) -> Vec<f32> {
 /// A tiny model, x[N, 2, 6, 6] -> Conv(2->3, k3, p1) -> BatchNormalization -> Relu ->
 /// AveragePool(k2, s2) -> Mul by a per-channel constant -> Add(x, x) (residual) -> Reshape
 /// [0, -1] -> MatMul(27x4) -> Add(bias) -> Pow(., Constant 2) -> Gemm(4->2, transB, alpha,
-/// beta) -> Sub(constant) -> Identity. Committed as `nn/tests/data/tiny_cnn.onnx` (the fuzz
-/// target embeds it); `tiny_model_file_is_current` checks the file against this builder.
+/// beta) -> Sub(constant) -> Identity. Committed as `nn/tests/data/tiny_cnn.onnx`;
+/// `tiny_model_files_are_current` checks the file against this builder.
 pub fn tiny_model() -> Vec<u8> {
+    model(Sizes {
+        cin: 2,
+        hw: 6,
+        cout: 3,
+        k: 3,
+        pad: 1,
+        pool_stride: 2,
+        hidden: 4,
+    })
+}
+
+/// The same graph at the smallest sizes (x[N, 1, 3, 3], Conv(1->2, k2), AveragePool(k2, s1),
+/// MatMul(2x2)): `nn/tests/data/micro_cnn.onnx`, which the `onnx_import` fuzz target embeds.
+pub fn micro_model() -> Vec<u8> {
+    model(Sizes {
+        cin: 1,
+        hw: 3,
+        cout: 2,
+        k: 2,
+        pad: 0,
+        pool_stride: 1,
+        hidden: 2,
+    })
+}
+
+struct Sizes {
+    cin: i64,
+    hw: i64,
+    cout: i64,
+    k: i64,
+    pad: i64,
+    pool_stride: i64,
+    hidden: i64,
+}
+
+fn model(z: Sizes) -> Vec<u8> {
+    let Sizes {
+        cin,
+        hw,
+        cout,
+        k,
+        pad,
+        pool_stride: ps,
+        hidden,
+    } = z;
+    let conv_out = hw + 2 * pad - k + 1;
+    let pool_out = (conv_out - 2) / ps + 1;
+    let flat = cout * pool_out * pool_out;
+    let u = |v: i64| v as usize;
+    let per_ch = |v: [f32; 3]| v[..u(cout)].to_vec();
     let init = vec![
-        tensor("cw", &[3, 2, 3, 3], &vals(54, 1)),
-        tensor("cb", &[3], &vals(3, 2)),
-        tensor("bs", &[3], &[1.5, 0.5, 1.0]),
-        tensor("bb", &[3], &[0.1, -0.2, 0.0]),
-        tensor("bm", &[3], &[0.05, 0.0, -0.1]),
-        tensor("bv", &[3], &[1.2, 0.8, 1.0]),
-        tensor("sc", &[3, 1, 1], &[0.5, 2.0, 1.0]),
+        tensor("cw", &[cout, cin, k, k], &vals(u(cout * cin * k * k), 1)),
+        tensor("cb", &[cout], &vals(u(cout), 2)),
+        tensor("bs", &[cout], &per_ch([1.5, 0.5, 1.0])),
+        tensor("bb", &[cout], &per_ch([0.1, -0.2, 0.0])),
+        tensor("bm", &[cout], &per_ch([0.05, 0.0, -0.1])),
+        tensor("bv", &[cout], &per_ch([1.2, 0.8, 1.0])),
+        tensor("sc", &[cout, 1, 1], &per_ch([0.5, 2.0, 1.0])),
         TensorProto {
             dims: vec![2],
             data_type: 7,
@@ -155,9 +205,9 @@ pub fn tiny_model() -> Vec<u8> {
             name: "shape".into(),
             ..Default::default()
         },
-        tensor("mw", &[27, 4], &vals(108, 3)),
-        tensor("mb", &[4], &vals(4, 4)),
-        tensor("gw", &[2, 4], &vals(8, 5)),
+        tensor("mw", &[flat, hidden], &vals(u(flat * hidden), 3)),
+        tensor("mb", &[hidden], &vals(u(hidden), 4)),
+        tensor("gw", &[2, hidden], &vals(u(2 * hidden), 5)),
         tensor("gb", &[2], &vals(2, 6)),
         tensor("off", &[1], &[0.25]),
     ];
@@ -169,8 +219,8 @@ pub fn tiny_model() -> Vec<u8> {
             vec![
                 ints("dilations", &[1, 1]),
                 int("group", 1),
-                ints("kernel_shape", &[3, 3]),
-                ints("pads", &[1, 1, 1, 1]),
+                ints("kernel_shape", &[k, k]),
+                ints("pads", &[pad; 4]),
                 ints("strides", &[1, 1]),
             ],
         ),
@@ -187,7 +237,7 @@ pub fn tiny_model() -> Vec<u8> {
             "p",
             vec![
                 ints("kernel_shape", &[2, 2]),
-                ints("strides", &[2, 2]),
+                ints("strides", &[ps, ps]),
                 ints("pads", &[0, 0, 0, 0]),
                 int("ceil_mode", 0),
                 int("count_include_pad", 0),
@@ -226,7 +276,7 @@ pub fn tiny_model() -> Vec<u8> {
         node("Sub", &["g", "off"], "o", vec![]),
         node("Identity", &["o"], "y", vec![]),
     ];
-    let dim = [None, Some(2), Some(6), Some(6)]
+    let dim = [None, Some(cin), Some(hw), Some(hw)]
         .into_iter()
         .map(|d: Option<i64>| Dimension {
             dim_value: d,
