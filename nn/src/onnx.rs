@@ -526,7 +526,8 @@ fn attr_ints(
 
 /// Output extent of a convolution or pooling window along one axis, checked against the
 /// input: every pad at most the dilated kernel extent, the extent and the stride within the
-/// padded input (all with checked arithmetic).
+/// padded input (all with checked arithmetic), the padded input within `max_tensor_elements`.
+#[allow(clippy::too_many_arguments)]
 fn window_out(
     n: &NodeProto,
     axis: &str,
@@ -535,6 +536,7 @@ fn window_out(
     stride: usize,
     dilation: usize,
     pads: [usize; 2],
+    limits: &ImportLimits,
 ) -> Result<usize> {
     let what = || format!("node `{}` ({}): {axis} axis", node_name(n), n.op_type);
     if kernel == 0 || stride == 0 || dilation == 0 {
@@ -560,6 +562,14 @@ fn window_out(
         .checked_add(pads[0])
         .and_then(|v| v.checked_add(pads[1]))
         .ok_or_else(|| onnx_err(what(), "a padded size below 2^64", "an overflow"))?;
+    // The padded input is a tensor itself: bounding it keeps every index computation of the
+    // lowering (kernel offsets, dilations, pads) far from overflow.
+    within(
+        Some(padded),
+        limits.max_tensor_elements,
+        "ImportLimits::max_tensor_elements",
+        format!("{}: padded input size", what()),
+    )?;
     if extent > padded || stride > padded {
         return Err(onnx_err(
             what(),
@@ -1162,8 +1172,8 @@ impl<'a> Importer<'a> {
             (&[sh, sw], &[pt, pl, pb, pr], &[dh, dw]) => ([sh, sw], [pt, pl, pb, pr], [dh, dw]),
             _ => return Err(Self::unsupported(n, "malformed strides/pads/dilations")),
         };
-        let oh = window_out(n, "height", h, kh, st[0], d[0], [p[0], p[2]])?;
-        let ow = window_out(n, "width", wd, kw, st[1], d[1], [p[1], p[3]])?;
+        let oh = window_out(n, "height", h, kh, st[0], d[0], [p[0], p[2]], self.limits)?;
+        let ow = window_out(n, "width", wd, kw, st[1], d[1], [p[1], p[3]], self.limits)?;
         let out_shape = if conv1d { vec![o, ow] } else { vec![o, oh, ow] };
         let out_len = self.check_shape(n, &out_shape)?;
         // Each output reads one window of C/group x kh x kw inputs.
@@ -1231,8 +1241,8 @@ impl<'a> Importer<'a> {
                 "2-D kernel, strides, pads, ceil_mode = 0 required",
             ));
         };
-        let oh = window_out(n, "height", h, kh, sh, 1, [pt, pb])?;
-        let ow = window_out(n, "width", w, kw, sw, 1, [pl, pr])?;
+        let oh = window_out(n, "height", h, kh, sh, 1, [pt, pb], self.limits)?;
+        let ow = window_out(n, "width", w, kw, sw, 1, [pl, pr], self.limits)?;
         let out_shape = vec![c, oh, ow];
         let out_len = self.check_shape(n, &out_shape)?;
         self.reserve(n, product(&[out_len, kh, kw]))?;

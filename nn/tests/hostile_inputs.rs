@@ -251,3 +251,27 @@ fn idx_header_must_agree_with_the_file_length() {
         64
     );
 }
+
+#[test]
+fn onnx_huge_dilation_with_a_huge_pad_is_refused() {
+    // Found by the mutation test: dilation 2^62 with a pad of 2^63 - 1 satisfied "pad <= dilated
+    // kernel extent <= padded input" and the output was 6 wide, but the lowering's index
+    // arithmetic overflowed. The padded input is now bounded by `max_tensor_elements`.
+    for (dilation, pad) in [
+        (1i64 << 62, i64::MAX),
+        (1 << 40, 1 << 41),
+        (1 << 31, 1 << 31),
+    ] {
+        let mut m = ModelProto::decode(hostile::tiny_model().as_slice()).unwrap();
+        let conv = &mut m.graph.as_mut().unwrap().node[0];
+        for a in &mut conv.attribute {
+            match a.name.as_str() {
+                "dilations" => a.ints[1] = dilation,
+                "pads" => a.ints[1] = pad,
+                _ => {}
+            }
+        }
+        let e = refused(&format!("dilation {dilation}, pad {pad}"), || import(&m));
+        assert!(e.contains("padded input"), "{e}");
+    }
+}

@@ -45,32 +45,61 @@ fn structured_onnx_mutations_never_panic_or_overallocate() {
     .map(|(n, b)| (n.to_string(), ModelProto::decode(b.as_slice()).unwrap()))
     .collect();
     let singles: Vec<Vec<Mutation>> = models.iter().map(|(_, m)| single_mutations(m)).collect();
-    let opts = ImportOptions::default();
-    let mut st = Stats::default();
     // Every single mutation of every model, then pairs/triples until `total`.
-    'singles: for (mi, s) in singles.iter().enumerate() {
-        for mu in s {
-            if st.done >= total {
-                break 'singles;
-            }
-            run(&models, &opts, &mut st, mi, std::slice::from_ref(mu));
-        }
-    }
-    let n_singles = st.done;
+    let mut jobs: Vec<(usize, Vec<Mutation>)> = singles
+        .iter()
+        .enumerate()
+        .flat_map(|(mi, s)| s.iter().map(move |mu| (mi, vec![mu.clone()])))
+        .take(total)
+        .collect();
+    let n_singles = jobs.len();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    while st.done < total {
-        // Mostly the tiny model (fast); the CNNs one time in sixteen.
+    while jobs.len() < total {
+        // Mostly the tiny and micro models (fast); the CNNs one time in sixteen.
         let mi = if rng.below(16) == 0 {
-            1 + rng.below(2)
+            2 + rng.below(2)
         } else {
-            0
+            rng.below(2)
         };
         let k = 2 + rng.below(2);
         let mus: Vec<Mutation> = (0..k)
             .map(|_| singles[mi][rng.below(singles[mi].len())].clone())
             .collect();
-        run(&models, &opts, &mut st, mi, &mus);
+        jobs.push((mi, mus));
     }
+    // In parallel (the allocator counts per thread); the outcome does not depend on it.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let opts = ImportOptions::default();
+    let parts: Vec<Stats> = std::thread::scope(|sc| {
+        let handles: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(threads).max(1))
+            .map(|chunk| {
+                let (models, opts) = (&models, &opts);
+                sc.spawn(move || {
+                    let mut st = Stats::default();
+                    for (mi, mus) in chunk {
+                        run(models, opts, &mut st, *mi, mus);
+                    }
+                    st
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut st = Stats::default();
+    for p in parts {
+        for (k, v) in p.outcome {
+            *st.outcome.entry(k).or_default() += v;
+        }
+        st.panics += p.panics;
+        st.done += p.done;
+        if p.max_peak > st.max_peak {
+            st.max_peak = p.max_peak;
+            st.worst = p.worst;
+        }
+        st.max_single = st.max_single.max(p.max_single);
+    }
+    assert_eq!(st.done, total);
     println!(
         "{} structured mutations ({n_singles} single, {} combined): {:?}",
         st.done,
