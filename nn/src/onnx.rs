@@ -18,13 +18,15 @@
 //! before anything is allocated: against the file itself (an initializer's declared shape must
 //! match its data length exactly) and against the stated [`ImportLimits`] (file size, node
 //! count, tensor rank, elements of any tensor and of all constants, weights of one lowered
-//! layer and of the whole network). Convolution and pooling hyper-parameters are checked against the input they apply
-//! to: every pad is at most the (dilated) kernel extent, the kernel extent and the stride
-//! fit in the padded input, strides and dilations are at least 1 and the weight's shape agrees
+//! layer and of the whole network). Convolution and pooling hyper-parameters are checked
+//! against the input they apply to: every pad is at most the (dilated) kernel extent, the
+//! kernel extent and the stride fit in the padded input, the padded input is itself within
+//! `max_tensor_elements`, strides and dilations are at least 1 and the weight's shape agrees
 //! with the input channels and `group`. Malformed files give [`NnError::Onnx`] or
 //! [`NnError::Shape`], files over a limit [`NnError::LimitExceeded`] naming the limit; the
 //! importer does not panic. [`import_onnx`] uses [`ImportLimits::default`];
-//! [`import_onnx_with_limits`] takes others, e.g. to accept a larger model:
+//! [`import_onnx_with_limits`] (and [`import_model_with_limits`] for a decoded model) take
+//! others, e.g. to accept a larger model:
 //!
 //! ```
 //! use he_nn::onnx::{import_onnx_with_limits, ImportLimits, ImportOptions};
@@ -237,7 +239,7 @@ pub struct Tensor {
 
 /// Stated limits on what an imported model may ask for. A file over any of them is refused
 /// with [`NnError::LimitExceeded`] naming the field, before the memory is allocated. The
-/// defaults accept the shipped models with a wide margin (their largest tensor has 6,272
+/// defaults accept the shipped models with a wide margin (their largest tensor has 16,384
 /// elements) and CIFAR/ImageNet-sized CNNs of the kind HE inference can run; raise a field by
 /// name for a larger model:
 ///
@@ -298,16 +300,17 @@ fn limit_err(
     }
 }
 
-/// `Some(v)` when `v <= limit`, else the limit error (`None`: the computation overflowed).
-fn within(
+/// `Some(v)` when `v <= limit`, else the limit error (`None`: the computation overflowed);
+/// `what` is only formatted for the error.
+fn within<W: Into<String>>(
     v: Option<usize>,
     limit: usize,
     limit_name: &'static str,
-    what: impl Into<String>,
+    what: impl FnOnce() -> W,
 ) -> Result<usize> {
     match v {
         Some(v) if v <= limit => Ok(v),
-        v => Err(limit_err(what, limit_name, limit, v)),
+        v => Err(limit_err(what(), limit_name, limit, v)),
     }
 }
 
@@ -346,7 +349,7 @@ impl TensorProto {
             Some(self.dims.len()),
             limits.max_rank,
             "ImportLimits::max_rank",
-            format!("{}: rank", what()),
+            || format!("{}: rank", what()),
         )?;
         let dims: Vec<usize> = self
             .dims
@@ -360,7 +363,7 @@ impl TensorProto {
             product(&dims),
             limits.max_tensor_elements,
             "ImportLimits::max_tensor_elements",
-            format!("{}: elements of shape {dims:?}", what()),
+            || format!("{}: elements of shape {dims:?}", what()),
         )?;
         let raw = &self.raw_data;
         let (width, typed_len) = match self.data_type {
@@ -484,7 +487,7 @@ pub fn load_onnx_with_limits(
         usize::try_from(len).ok(),
         limits.max_model_bytes,
         "ImportLimits::max_model_bytes",
-        format!("model file {}: bytes", path.display()),
+        || format!("model file {}: bytes", path.display()),
     )?;
     let bytes = std::fs::read(path).map_err(io)?;
     import_onnx_with_limits(&bytes, opts, limits)
@@ -568,7 +571,7 @@ fn window_out(
         Some(padded),
         limits.max_tensor_elements,
         "ImportLimits::max_tensor_elements",
-        format!("{}: padded input size", what()),
+        || format!("{}: padded input size", what()),
     )?;
     if extent > padded || stride > padded {
         return Err(onnx_err(
@@ -603,7 +606,7 @@ fn add_constant(t: &TensorProto, limits: &ImportLimits, total: &mut usize) -> Re
         total.checked_add(v.data.len()),
         limits.max_total_constant_elements,
         "ImportLimits::max_total_constant_elements",
-        format!("tensor `{}`: constant elements in all so far", t.name),
+        || format!("tensor `{}`: constant elements in all so far", t.name),
     )?;
     Ok(v)
 }
@@ -623,7 +626,7 @@ pub fn import_onnx_with_limits(
         Some(bytes.len()),
         limits.max_model_bytes,
         "ImportLimits::max_model_bytes",
-        "model bytes",
+        || "model bytes",
     )?;
     let model = <ModelProto as prost::Message>::decode(bytes)
         .map_err(|e| NnError::Onnx(format!("protobuf decoding failed: {e}")))?;
@@ -656,7 +659,7 @@ pub fn import_model_with_limits(
         Some(graph.node.len()),
         limits.max_nodes,
         "ImportLimits::max_nodes",
-        "graph nodes",
+        || "graph nodes",
     )?;
     let mut consts = HashMap::new();
     let mut const_elements = 0usize;
@@ -689,7 +692,7 @@ pub fn import_model_with_limits(
         Some(dims.len()),
         limits.max_rank,
         "ImportLimits::max_rank",
-        format!("input {}: rank", input.name),
+        || format!("input {}: rank", input.name),
     )?;
     // Drop the batch dimension (symbolic or 1).
     let shape: Vec<usize> = dims
@@ -711,7 +714,7 @@ pub fn import_model_with_limits(
         product(&shape),
         limits.max_tensor_elements,
         "ImportLimits::max_tensor_elements",
-        format!("input {}: elements of shape {shape:?}", input.name),
+        || format!("input {}: elements of shape {shape:?}", input.name),
     )?;
     let mut readers: HashMap<&str, usize> = HashMap::new();
     for n in &graph.node {
@@ -793,7 +796,11 @@ impl<'a> Importer<'a> {
 
     /// Element count of node `idx` (bounded by `max_tensor_elements` when it was pushed).
     fn len(&self, idx: usize) -> usize {
-        product(&self.shape(idx)).unwrap_or(0)
+        self.net
+            .nodes
+            .get(idx)
+            .and_then(|n| product(&n.shape))
+            .unwrap_or(0)
     }
 
     fn constant(&self, name: &str) -> Option<&Tensor> {
@@ -824,11 +831,13 @@ impl<'a> Importer<'a> {
             product(shape),
             self.limits.max_tensor_elements,
             "ImportLimits::max_tensor_elements",
-            format!(
-                "node `{}` ({}): output elements of shape {shape:?}",
-                node_name(n),
-                n.op_type
-            ),
+            || {
+                format!(
+                    "node `{}` ({}): output elements of shape {shape:?}",
+                    node_name(n),
+                    n.op_type
+                )
+            },
         )?;
         if len == 0 {
             return Err(onnx_err(
@@ -847,13 +856,13 @@ impl<'a> Importer<'a> {
             weights,
             self.limits.max_layer_weights,
             "ImportLimits::max_layer_weights",
-            what(),
+            what,
         )?;
         self.total_weights = within(
             self.total_weights.checked_add(w),
             self.limits.max_total_weights,
             "ImportLimits::max_total_weights",
-            format!("{} (network total so far)", what()),
+            || format!("{} (network total so far)", what()),
         )?;
         Ok(())
     }
