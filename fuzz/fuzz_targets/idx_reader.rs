@@ -9,7 +9,10 @@ use libfuzzer_sys::fuzz_target;
 
 fn check(b: &[u8]) {
     if let Ok((n, r, c, px)) = parse_idx3(b) {
-        assert_eq!(Some(px.len()), n.checked_mul(r).and_then(|v| v.checked_mul(c)));
+        assert_eq!(
+            Some(px.len()),
+            n.checked_mul(r).and_then(|v| v.checked_mul(c))
+        );
         let imgs = parse_images(b, 1.0 / 255.0, 0.0).expect("parse_images after parse_idx3");
         assert_eq!(imgs.len(), n);
         assert!(imgs.iter().all(|i| i.len() == r * c));

@@ -1,12 +1,13 @@
 //! Fuzzes he-nn's ONNX importer. Half of the inputs (first byte even) are structured: the
-//! committed micro CNN (`nn/tests/data/micro_cnn.onnx`, x[1, 3, 3]: Conv, BatchNormalization, Relu,
-//! AveragePool, Mul, Add, Reshape, MatMul, Constant, Pow, Gemm, Sub, Identity) is decoded,
-//! mutated as the fuzz bytes say (dimensions, attributes, initializers, op types, names,
-//! nodes, opset, outputs, to edge values or raw 64-bit ones) and imported (re-encoded and
-//! imported from bytes when bit 4 of the first byte is set, else passed decoded to
-//! `import_model_with_limits`, which is faster), so the importer's shape inference and
-//! conversions are reached past the protobuf decoding; the other half are raw bytes. Every input gives Ok or a typed error, never a panic. Tight
-//! `ImportLimits` keep each execution fast (the limit checks are the same code at any size).
+//! committed micro CNN (`nn/tests/data/micro_cnn.onnx`, x[1, 3, 3]: Conv, BatchNormalization,
+//! Relu, AveragePool, Mul, Add, Reshape, MatMul, Constant, Pow, Gemm, Sub, Identity) is
+//! decoded once, then each input clones it and mutates it as the fuzz bytes say (dimensions,
+//! attributes, initializers, op types, names, nodes, opset, outputs, to edge values or raw
+//! 64-bit ones) and imports it: re-encoded and imported from bytes when bit 4 of the first
+//! byte is set, else passed decoded to `import_model_with_limits` (faster). So the importer's
+//! shape inference and conversions are reached past the protobuf decoding; the other half are
+//! raw bytes. Every input gives Ok or a typed error, never a panic. Tight `ImportLimits` keep
+//! each execution fast (the limit checks are the same code at any size).
 #![no_main]
 use he_nn::onnx::{
     import_model_with_limits, import_onnx_with_limits, AttributeProto, Dimension, ImportLimits,
@@ -166,7 +167,9 @@ fn mutate(m: &mut ModelProto, b: &mut Bytes) {
         }
         2..=5 | 15 => {
             let t = b.idx(ni);
-            let Some(t) = g.initializer.get_mut(t) else { return };
+            let Some(t) = g.initializer.get_mut(t) else {
+                return;
+            };
             match kind {
                 2 => {
                     let i = b.idx(t.dims.len());
@@ -205,7 +208,9 @@ fn mutate(m: &mut ModelProto, b: &mut Bytes) {
         }
         6..=11 | 14 => {
             let n = b.idx(nn);
-            let Some(node) = g.node.get_mut(n) else { return };
+            let Some(node) = g.node.get_mut(n) else {
+                return;
+            };
             let na = node.attribute.len();
             match kind {
                 6 => {

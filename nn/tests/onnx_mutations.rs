@@ -1,7 +1,8 @@
 //! Structured mutations of the committed ONNX models (the two shipped CNNs and the tiny and
 //! micro test models): every single mutation of a dimension, attribute, initializer, op type,
-//! input or output name, node or opset to edge values (0, ±1, 2^31, 2^63 - 1, ...), then random pairs
-//! and triples of them, up to `NN_MUTATIONS` imports in all (default 100,000). Each import
+//! input or output name, node or opset to edge values (0, ±1, 2^31, 2^63 - 1, ...), then
+//! random pairs and triples of them, up to `NN_MUTATIONS` imports in all (default 100,000),
+//! spread over the available cores. Each import
 //! must return `Ok` or a typed error: no panic (counted with `catch_unwind`) and no allocation
 //! over a bound (a counting global allocator; requests over 2 GiB are refused, which aborts).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
