@@ -51,6 +51,29 @@ pub enum NnError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A model or data file asks for more than a stated import limit (a hostile or corrupt
+    /// file, or a model larger than the defaults allow: raise the named limit to accept it).
+    #[error("{what}: {found} exceeds the limit of {limit} (`{limit_name}`; raise it by name to accept this file)")]
+    LimitExceeded {
+        /// What was being sized (a tensor, a layer, the node count, ...).
+        what: String,
+        /// The limit's field name, e.g. `ImportLimits::max_tensor_elements`.
+        limit_name: &'static str,
+        /// The limit in force.
+        limit: u64,
+        /// What the file asked for (may be "more than 2^64" when the product overflows).
+        found: String,
+    },
+    /// A malformed IDX data file: the header disagrees with itself or with the file length.
+    #[error("IDX file {path}: expected {expected}, found {found}")]
+    Idx {
+        /// The file (or `<memory>` for in-memory parsing).
+        path: String,
+        /// What a well-formed file has.
+        expected: String,
+        /// What this one has.
+        found: String,
+    },
 }
 
 /// `Result` with [`NnError`].
