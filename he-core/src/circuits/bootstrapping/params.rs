@@ -50,15 +50,15 @@ pub struct BootstrapConfig {
 /// Named bootstrapping parameter sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootstrapPreset {
-    /// `N = 2^16`, full slots (2^15), uniform ternary secret, 128-bit by the HE standard's
-    /// table: `log2(QP) = 1760 ≤ 1761`.
+    /// `N = 2^16`, full slots (2^15), uniform ternary secret, 128-bit by the table HomE uses
+    /// (OpenFHE's for ternary secrets): `log2(QP) = 1746 ≤ 1747`.
     ///
     /// - `q_0`: 60 bits; 9 levels of 40 bits left after bootstrapping (default scale `2^40`);
     /// - SlotToCoeff: 3 factors of 5 merged butterfly stages, 40-bit primes, walking the scale
     ///   from `2^61` down to `2^40`;
-    /// - EvalMod: 11 levels of 61 bits (Chebyshev degree 31 = depth 5, 4 double-angle steps,
+    /// - EvalMod: 11 levels of 60 bits (Chebyshev degree 31 = depth 5, 4 double-angle steps,
     ///   the degree-3 arcsine correction), `K = 16`, message ratio `2^7`;
-    /// - CoeffToSlot: 3 factors, 61-bit primes (its output scale `2^61`: CoeffToSlot's rescale
+    /// - CoeffToSlot: 3 factors, 60-bit primes (its output scale `2^60`: CoeffToSlot's rescale
     ///   noise, amplified by `R·K` in EvalMod, is the largest term at `N = 2^16`);
     /// - `P`: 6 primes of 61 bits, `α = 6` (5 key-switching digits);
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
@@ -93,6 +93,10 @@ impl BootstrapConfig {
         };
         match p {
             BootstrapPreset::N16Levels9 => Self {
+                // 60-bit EvalMod and CoeffToSlot primes (61 in the preset without arcsine):
+                // log2(QP) = 1746 fits the 1747-bit bound.
+                eval_mod_bits: 60,
+                coeff_to_slot: vec![60; 3],
                 log_p: vec![61; 6],
                 alpha: Some(6),
                 eval_mod: EvalModConfig {
