@@ -27,6 +27,7 @@ use crate::ckks::{Ciphertext, Plaintext};
 use crate::math::Prng;
 use crate::ring::keyswitch::PolyQP;
 use crate::ring::{zeroed_limbs, Eval, Poly, RingContext};
+use crate::rlwe::params::MAX_CHAIN_PRIMES;
 use crate::rlwe::{
     KeyKind, KeyShape, KeySwitchKey, Parameters, ParametersLiteral, PublicKey, SecretDistribution,
     SecretKey, Security,
@@ -301,9 +302,23 @@ impl Parameters {
         seal(ObjectType::Parameters, 0, self.hash(), &p)
     }
 
-    /// Decodes and re-validates parameters (security included: an insecure set is loaded only
-    /// if it was saved with the explicit insecure option).
+    /// Decodes parameters and runs every check of [`Parameters::new`] on them (degree, primes,
+    /// digits, scale, secret distribution, the 128-bit table). A blob that declares itself
+    /// [`Security::InsecureForTesting`] is refused with [`Error::InvalidParameters`]: the blob's
+    /// own flag is not trusted; a caller that means to load test parameters says so with
+    /// [`Parameters::from_bytes_allow_insecure`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Self>> {
+        Self::decode(bytes, false)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) that also accepts sets saved as
+    /// [`Security::InsecureForTesting`]: the name is the opt-in, for tests and toy examples
+    /// only. A set saved as 128-bit is still checked against the table.
+    pub fn from_bytes_allow_insecure(bytes: &[u8]) -> Result<Arc<Self>> {
+        Self::decode(bytes, true)
+    }
+
+    fn decode(bytes: &[u8], allow_insecure: bool) -> Result<Arc<Self>> {
         let (h, payload) = open(bytes, ObjectType::Parameters)?;
         let mut r = Reader {
             buf: payload,
@@ -314,10 +329,10 @@ impl Parameters {
             return Err(err("parameters", format!("log N = {log_n} outside 4..=17")));
         }
         let nq = r.u32()? as usize;
-        if nq == 0 || nq > 256 {
+        if nq == 0 || nq > MAX_CHAIN_PRIMES {
             return Err(err(
                 "parameters",
-                format!("{nq} ciphertext primes, expected 1..=256"),
+                format!("{nq} ciphertext primes, expected 1..={MAX_CHAIN_PRIMES}"),
             ));
         }
         let q = (0..nq).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
@@ -330,13 +345,22 @@ impl Parameters {
         }
         let p = (0..np).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
         let alpha = r.u32()? as usize;
+        if alpha == 0 || alpha > nq {
+            return Err(err(
+                "parameters",
+                format!("alpha = {alpha} primes per digit, expected 1..={nq}"),
+            ));
+        }
         let log_scale = r.f64()?;
         let secret = match r.u8()? {
             0 => {
                 r.u64()?;
                 SecretDistribution::UniformTernary
             }
-            1 => SecretDistribution::HammingWeight(r.u64()? as usize),
+            1 => SecretDistribution::HammingWeight(
+                usize::try_from(r.u64()?)
+                    .map_err(|_| err("parameters", "Hamming weight overflows"))?,
+            ),
             t => {
                 return Err(err(
                     "parameters",
@@ -350,6 +374,14 @@ impl Parameters {
             t => return Err(err("parameters", format!("unknown security tag {t}"))),
         };
         r.finish()?;
+        if security == Security::InsecureForTesting && !allow_insecure {
+            return Err(Error::InvalidParameters(
+                "the blob holds parameters saved as InsecureForTesting: refused by \
+                 Parameters::from_bytes; load test parameters with \
+                 Parameters::from_bytes_allow_insecure"
+                    .into(),
+            ));
+        }
         let lit = ParametersLiteral {
             log_n,
             log_q: vec![],

@@ -86,7 +86,7 @@ fn blobs() -> Vec<(&'static str, Vec<u8>)> {
 /// Decodes a blob as the object its name says; Ok(()) when it decodes.
 fn decode(name: &str, params: &Arc<Parameters>, b: &[u8]) -> Result<()> {
     match name {
-        "params" => Parameters::from_bytes(b).map(|_| ()),
+        "params" => Parameters::from_bytes_allow_insecure(b).map(|_| ()),
         "plaintext" => Plaintext::from_bytes(params, b).map(|_| ()),
         "ciphertext" | "seeded ciphertext" | "3-component ciphertext" => {
             Ciphertext::from_bytes(params, b).map(|_| ())
@@ -102,7 +102,7 @@ fn decode(name: &str, params: &Arc<Parameters>, b: &[u8]) -> Result<()> {
 fn round_trips_are_exact() {
     let f = fixture();
     let p = &f.params;
-    let q = Parameters::from_bytes(&p.to_bytes()).unwrap();
+    let q = Parameters::from_bytes_allow_insecure(&p.to_bytes()).unwrap();
     assert_eq!((q.hash(), q.q(), q.p()), (p.hash(), p.q(), p.p()));
     assert_eq!(Plaintext::from_bytes(p, &f.pt.to_bytes()).unwrap(), f.pt);
     for ct in [&f.ct, &f.ct_seeded, &f.ct3] {
@@ -210,6 +210,78 @@ fn hostile_inputs_give_typed_errors() {
     payload[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
     let forged = seal(ObjectType::Ciphertext, 0, f.params.hash(), &payload);
     assert!(Ciphertext::from_bytes(&f.params, &forged).is_err());
+}
+
+/// The parameter payload with explicit fields (the layout of `Parameters::to_bytes`).
+fn params_payload(
+    log_n: u32,
+    q: &[u64],
+    p: &[u64],
+    alpha: u32,
+    log_scale: f64,
+    secret: (u8, u64),
+    security: u8,
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&log_n.to_le_bytes());
+    b.extend_from_slice(&(q.len() as u32).to_le_bytes());
+    q.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+    b.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    p.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+    b.extend_from_slice(&alpha.to_le_bytes());
+    b.extend_from_slice(&log_scale.to_bits().to_le_bytes());
+    b.push(secret.0);
+    b.extend_from_slice(&secret.1.to_le_bytes());
+    b.push(security);
+    b
+}
+
+/// Finding 6: the blob's own "insecure" flag is not trusted: `from_bytes` refuses it, only the
+/// named opt-in loads it.
+#[test]
+fn insecure_parameter_blob_needs_the_named_opt_in() {
+    let f = fixture();
+    let blob = f.params.to_bytes();
+    let e = Parameters::from_bytes(&blob).unwrap_err();
+    assert!(e.to_string().contains("from_bytes_allow_insecure"), "{e}");
+    assert_eq!(
+        Parameters::from_bytes_allow_insecure(&blob).unwrap().hash(),
+        f.params.hash()
+    );
+    // A 128-bit preset loads with the plain function.
+    let secure = Preset::N14Depth6.parameters().unwrap();
+    assert_eq!(
+        Parameters::from_bytes(&secure.to_bytes()).unwrap().hash(),
+        secure.hash()
+    );
+}
+
+/// Finding 6: a forged blob (valid checksum) whose scale is NaN, or differs from the one the
+/// hash was made with, or whose secret has Hamming weight 0, is refused.
+#[test]
+fn forged_parameter_fields_are_refused() {
+    let p = &fixture().params;
+    let a = p.literal().alpha.unwrap() as u32;
+    let forge = |log_scale: f64, secret: (u8, u64), security: u8, hash: u64| {
+        let payload = params_payload(10, p.q(), p.p(), a, log_scale, secret, security);
+        seal(ObjectType::Parameters, 0, hash, &payload)
+    };
+    // Sanity: the honest fields load.
+    assert!(Parameters::from_bytes_allow_insecure(&forge(40.0, (0, 0), 1, p.hash())).is_ok());
+    for bad in [f64::NAN, f64::INFINITY, -3.0, 0.0, 1e300] {
+        let e =
+            Parameters::from_bytes_allow_insecure(&forge(bad, (0, 0), 1, p.hash())).unwrap_err();
+        assert!(e.to_string().contains("log_scale"), "{bad}: {e}");
+    }
+    // Another valid scale under the old hash: the hash covers log_scale now.
+    let e = Parameters::from_bytes_allow_insecure(&forge(30.0, (0, 0), 1, p.hash())).unwrap_err();
+    assert!(matches!(e, Error::ParameterMismatch { .. }), "{e}");
+    // Hamming weight 0: the all-zero secret.
+    let e = Parameters::from_bytes_allow_insecure(&forge(40.0, (1, 0), 1, p.hash())).unwrap_err();
+    assert!(e.to_string().contains("Hamming weight 0"), "{e}");
+    // Flipping the flag to "128-bit" does not make a weak set load: the table is checked.
+    let e = Parameters::from_bytes(&forge(40.0, (0, 0), 0, p.hash())).unwrap_err();
+    assert!(matches!(e, Error::Insecure { .. }), "{e}");
 }
 
 proptest! {
