@@ -269,7 +269,7 @@ fn sum_slots_and_bsgs_linear_transform() {
     let slots = params.slots();
     let diag_idx: Vec<i64> = vec![0, 1, 2, 5, 17, 63, 100, 127];
     let n1 = 4;
-    let mut steps = Evaluator::linear_transform_steps(diag_idx.iter().copied(), n1, slots);
+    let mut steps = Evaluator::linear_transform_steps(diag_idx.iter().copied(), n1, slots).unwrap();
     steps.extend([1, 2, 4, 8]);
     let k = kit(params, &steps, false);
     let a = values(slots, 8);
