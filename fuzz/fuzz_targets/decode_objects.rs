@@ -30,7 +30,9 @@ fn params() -> &'static Arc<Parameters> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let p = params();
     let objects = [
         ObjectType::Plaintext,

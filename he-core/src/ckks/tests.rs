@@ -373,7 +373,10 @@ fn evaluator_is_send_sync_and_usable_from_threads() {
 fn linear_transform_steps_errors_are_typed() {
     for (n1, slots) in [(0, 8), (4, 0), (0, 0), (16, 8), (3, 6)] {
         let e = Evaluator::linear_transform_steps([0i64, 1, 5], n1, slots).unwrap_err();
-        assert!(matches!(e, Error::OutOfRange { .. }), "n1 {n1} slots {slots}: {e}");
+        assert!(
+            matches!(e, Error::OutOfRange { .. }),
+            "n1 {n1} slots {slots}: {e}"
+        );
     }
     assert_eq!(
         Evaluator::linear_transform_steps([0i64, 1, 5], 2, 8).unwrap(),
