@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         diag_idx.iter().copied(),
         n1,
         slots,
-    ));
+    )?);
     steps.extend((0..12).map(|i| 1i64 << i)); // sum of 4096 slots
     steps.sort_unstable();
     steps.dedup();

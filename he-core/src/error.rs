@@ -119,6 +119,24 @@ pub enum Error {
         /// Hash of the parameters the object carries.
         found: u64,
     },
+    /// Objects under different secret keys were combined, or a ciphertext was decrypted or
+    /// key-switched with a key of another secret (see [`KeyId`](crate::rlwe::KeyId)). "none"
+    /// is an object built without a key identifier (e.g. by `Ciphertext::from_parts`), which
+    /// fails closed wherever keys meet.
+    #[error(
+        "key mismatch in {operation}: expected an object under key {}, found {} under key {}",
+        crate::rlwe::KeyId::describe(*.expected), .found_what, crate::rlwe::KeyId::describe(*.found)
+    )]
+    KeyMismatch {
+        /// The operation that refused.
+        operation: &'static str,
+        /// The key identifier required (of the key, or of the first operand).
+        expected: Option<crate::rlwe::KeyId>,
+        /// What carried the other identifier.
+        found_what: &'static str,
+        /// The identifier found.
+        found: Option<crate::rlwe::KeyId>,
+    },
     /// Malformed serialized input.
     #[error("cannot decode {what}: {reason}")]
     Decode {

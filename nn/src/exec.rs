@@ -708,11 +708,10 @@ impl Engine {
         }
         out.into_iter()
             .map(|parts| {
-                Ok(Ciphertext::from_parts(
-                    parts,
-                    like.scale(),
-                    like.params_hash(),
-                )?)
+                Ok(
+                    Ciphertext::from_parts(parts, like.scale(), like.params_hash())?
+                        .with_key_id(like.key_id()),
+                )
             })
             .collect()
     }

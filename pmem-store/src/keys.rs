@@ -1,9 +1,24 @@
 //! [`PmemKeyStore`]: evaluation keys served to an evaluator straight from the store.
 
 use crate::error::StoreError;
-use crate::object::ObjectType;
+use crate::object::{ObjectMeta, ObjectType};
 use crate::store::Store;
-use he_core::rlwe::{EvalKeyProvider, KeyKind, KeySwitchKey};
+use he_core::rlwe::{EvalKeyProvider, KeyId, KeyKind, KeySwitchKey};
+
+/// Caller-metadata tag under which a key's [`KeyId`] is stored (followed by 8 bytes, LE).
+const KEY_ID_TAG: &[u8] = b"key-id:";
+
+fn key_id_meta(id: Option<KeyId>) -> Vec<u8> {
+    match id {
+        Some(id) => [KEY_ID_TAG, &id.get().to_le_bytes()].concat(),
+        None => Vec::new(),
+    }
+}
+
+fn key_id_from_meta(user: &[u8]) -> Option<KeyId> {
+    let word = user.strip_prefix(KEY_ID_TAG)?;
+    KeyId::from_u64(u64::from_le_bytes(word.try_into().ok()?))
+}
 use std::sync::Arc;
 
 /// An [`EvalKeyProvider`] backed by a [`Store`]: the relinearization key is the object
@@ -42,18 +57,27 @@ impl PmemKeyStore {
     pub fn sparse_to_dense_name(&self) -> String {
         format!("{}switch/sparse-to-dense", self.prefix)
     }
-    /// Stores `key` under the name its kind calls for. Durable when it returns.
+    /// Stores `key` under the name its kind calls for, with its [`KeyId`] in the object's
+    /// caller metadata. Durable when it returns.
     pub fn insert(&self, key: &KeySwitchKey) -> Result<(), StoreError> {
         let name = match key.kind() {
             KeyKind::Relinearization => self.relin_name(),
             KeyKind::Galois(g) => self.galois_name(g),
             KeyKind::SparseToDense => self.sparse_to_dense_name(),
         };
-        self.store.put_key(&name, key).map(|_| ())
+        let meta = ObjectMeta::for_key(key).with_user(key_id_meta(key.key_id()));
+        self.store.put_words(&name, &meta, key.words()).map(|_| ())
     }
 
+    /// The key, with the [`KeyId`] restored from the metadata (a key stored without one has
+    /// none, and key switching refuses it).
     fn fetch(&self, name: &str, want: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
         let key = self.store.get_key(name).map_err(|e| to_core(e, name))?;
+        let key_id = self
+            .store
+            .info(name)
+            .and_then(|i| key_id_from_meta(&i.meta.user));
+        let key = key.with_key_id(key_id);
         if key.kind() != want {
             return Err(he_core::Error::MissingKey(format!(
                 "object {name:?} holds a {:?} key, expected {want:?}",

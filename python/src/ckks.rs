@@ -1413,11 +1413,10 @@ impl PyCiphertext {
         }
         // Rebuilt from its parts (the public constructor), the data unchanged.
         let ct = caught(|| {
-            Ok(CoreCt::from_parts(
-                self.ct.parts().to_vec(),
-                scale,
-                self.ct.params_hash(),
-            )?)
+            Ok(
+                CoreCt::from_parts(self.ct.parts().to_vec(), scale, self.ct.params_hash())?
+                    .with_key_id(self.ct.key_id()),
+            )
         })?;
         Ok(self.derive(ct, self.len))
     }

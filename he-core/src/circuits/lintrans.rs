@@ -509,8 +509,10 @@ impl Evaluator {
             ));
         };
         let params = self.params();
+        let key_id = first_ct.key_id();
         for &(ct, lt) in terms {
             self.check_ct(ct)?;
+            crate::rlwe::KeyId::check_same("a sum of linear transforms", key_id, ct.key_id())?;
             params.check_hash(lt.params_hash)?;
             if ct.size() != 2 {
                 return Err(Error::InvalidParameters(
@@ -591,6 +593,7 @@ impl Evaluator {
                             }
                             let g = galois_element_for_rotation(n, j as i64);
                             let key = keys.galois_key(g)?;
+                            self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
                             let perm = rq.automorphism_eval_permutation(g)?;
                             let dec = dec.as_ref().ok_or_else(|| {
                                 Error::InvalidParameters("internal: no decomposition".into())
@@ -663,7 +666,7 @@ impl Evaluator {
                     rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;
                 }
                 let (c0, c1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
-                Ok(self.new_ct(vec![c0?, c1?], scale))
+                Ok(self.new_ct(vec![c0?, c1?], scale, key_id))
             })
             .collect::<Result<Vec<_>>>()?;
 
@@ -676,6 +679,7 @@ impl Evaluator {
                     return Ok(None);
                 }
                 let key = keys.galois_key(g)?;
+                self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
                 let perm = rq.automorphism_eval_permutation(g)?;
                 let dec = decompose(params, &acc.c[1])?;
                 let out = key_switch_decomposed_qp(params, &dec, &key, Some(&perm));
@@ -707,7 +711,7 @@ impl Evaluator {
         let mut out = match sum {
             Some([s0, s1]) => {
                 let (c0, c1) = rayon::join(|| ks.mod_down(s0), || ks.mod_down(s1));
-                self.new_ct(vec![c0?, c1?], scale)
+                self.new_ct(vec![c0?, c1?], scale, key_id)
             }
             None => plain.take().ok_or_else(|| {
                 Error::InvalidParameters("internal: empty linear transform".into())

@@ -2,6 +2,7 @@
 //! `Δ` (tracked exactly as an `f64`), and the hash of their parameters.
 
 use crate::ring::{Eval, Poly};
+use crate::rlwe::KeyId;
 
 /// An encoded message `m` with `m ≈ Δ·z` in the canonical embedding.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,16 +43,24 @@ impl Plaintext {
 ///
 /// A fresh secret-key ciphertext may carry the `seed` from which `c_1` was expanded, so that
 /// serialization can store 32 bytes instead of `c_1` (about half the size).
+///
+/// It carries the [`KeyId`] of the secret it is under (plaintexts carry none: they are
+/// key-independent). Decryption, key switching and operations combining two ciphertexts check
+/// it. A ciphertext made by [`from_parts`](Self::from_parts) has none until
+/// [`with_key_id`](Self::with_key_id) gives it one, and fails closed: it cannot be decrypted,
+/// key-switched, or combined with a ciphertext that has one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ciphertext {
     pub(crate) c: Vec<Poly<Eval>>,
     pub(crate) scale: f64,
     pub(crate) params_hash: u64,
+    pub(crate) key_id: Option<KeyId>,
     pub(crate) seed: Option<[u8; 32]>,
 }
 
 impl Ciphertext {
-    /// Builds a ciphertext from its components (2 or 3, same level).
+    /// Builds a ciphertext from its components (2 or 3, same level), without a key identifier
+    /// (see the type's documentation; add one with [`with_key_id`](Self::with_key_id)).
     pub fn from_parts(c: Vec<Poly<Eval>>, scale: f64, params_hash: u64) -> crate::Result<Self> {
         if !(2..=3).contains(&c.len()) {
             return Err(crate::Error::OutOfRange {
@@ -73,8 +82,19 @@ impl Ciphertext {
             c,
             scale,
             params_hash,
+            key_id: None,
             seed: None,
         })
+    }
+    /// Sets the identifier of the secret key the ciphertext is under (typically copied from
+    /// the ciphertext whose parts were reassembled).
+    pub fn with_key_id(mut self, key_id: impl Into<Option<KeyId>>) -> Self {
+        self.key_id = key_id.into();
+        self
+    }
+    /// The identifier of the secret key the ciphertext is under.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.key_id
     }
     /// Components.
     pub fn parts(&self) -> &[Poly<Eval>] {

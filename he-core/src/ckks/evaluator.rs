@@ -16,7 +16,8 @@ use super::encoder::Encoder;
 use crate::ring::{Eval, Poly};
 use crate::rlwe::keyswitch::{decompose, key_switch, key_switch_decomposed};
 use crate::rlwe::{
-    galois_element_conjugate, galois_element_for_rotation, EvalKeyProvider, Parameters,
+    galois_element_conjugate, galois_element_for_rotation, EvalKeyProvider, KeyId, KeyKind,
+    KeySwitchKey, Parameters,
 };
 use crate::{Error, Result};
 use num_complex::Complex64;
@@ -133,13 +134,31 @@ impl Evaluator {
         })
     }
 
-    pub(crate) fn new_ct(&self, c: Vec<Poly<Eval>>, scale: f64) -> Ciphertext {
+    pub(crate) fn new_ct(
+        &self,
+        c: Vec<Poly<Eval>>,
+        scale: f64,
+        key_id: Option<KeyId>,
+    ) -> Ciphertext {
         Ciphertext {
             c,
             scale,
             params_hash: self.params.hash(),
+            key_id,
             seed: None,
         }
+    }
+
+    /// Checks that `key` serves `want` for a ciphertext under `ct_key` (kind, parameters and
+    /// key identifier), before it is used.
+    pub(crate) fn check_key(
+        &self,
+        key: &KeySwitchKey,
+        want: KeyKind,
+        ct_key: Option<KeyId>,
+    ) -> Result<()> {
+        self.params.check_hash(key.params_hash())?;
+        key.check_use(want, ct_key)
     }
 
     // ----- addition ---------------------------------------------------------------------
@@ -153,6 +172,11 @@ impl Evaluator {
     fn combine_assign(&self, a: &mut Ciphertext, b: &Ciphertext, subtract: bool) -> Result<()> {
         self.check_ct(a)?;
         self.check_ct(b)?;
+        KeyId::check_same(
+            if subtract { "subtraction" } else { "addition" },
+            a.key_id,
+            b.key_id,
+        )?;
         self.check_pair(a, b.level(), b.scale(), "other ciphertext")?;
         let rq = self.params.ring_q();
         for (i, bc) in b.c.iter().enumerate() {
@@ -313,6 +337,7 @@ impl Evaluator {
                 b.size()
             )));
         }
+        KeyId::check_same("multiplication", a.key_id, b.key_id)?;
         if a.level() != b.level() {
             return Err(Error::LevelMismatch {
                 left_what: "left ciphertext",
@@ -331,7 +356,7 @@ impl Evaluator {
                 Ok(d1)
             },
         );
-        Ok(self.new_ct(vec![d0?, d1?, d2?], a.scale() * b.scale()))
+        Ok(self.new_ct(vec![d0?, d1?, d2?], a.scale() * b.scale(), a.key_id))
     }
 
     /// Squares `a` (one product fewer than `mul(a, a)`).
@@ -349,7 +374,7 @@ impl Evaluator {
         let mut d1 = rq.mul(&a.c[0], &a.c[1])?;
         rq.mul_scalar_assign(&mut d1, 2)?;
         let d2 = rq.mul(&a.c[1], &a.c[1])?;
-        Ok(self.new_ct(vec![d0, d1, d2], a.scale() * a.scale()))
+        Ok(self.new_ct(vec![d0, d1, d2], a.scale() * a.scale(), a.key_id))
     }
 
     /// Relinearizes a 3-component ciphertext with the relinearization key.
@@ -368,9 +393,10 @@ impl Evaluator {
             return Ok(a);
         }
         let key = self.keys()?.relinearization_key()?;
+        self.check_key(&key, KeyKind::Relinearization, a.key_id)?;
         let (k0, k1) = key_switch(&self.params, &a.c[2], &key)?;
         let rq = self.params.ring_q();
-        let scale = a.scale();
+        let (scale, key_id) = (a.scale(), a.key_id);
         let mut parts = a.c.into_iter();
         let (Some(mut c0), Some(mut c1)) = (parts.next(), parts.next()) else {
             return Err(Error::InvalidParameters(
@@ -382,7 +408,7 @@ impl Evaluator {
         let pool = self.params.key_switch_basis().pool();
         pool.give_poly(k0);
         pool.give_poly(k1);
-        Ok(self.new_ct(vec![c0, c1], scale))
+        Ok(self.new_ct(vec![c0, c1], scale, key_id))
     }
 
     /// Multiplication followed by relinearization.
@@ -459,6 +485,7 @@ impl Evaluator {
             return Ok(a.clone());
         }
         let key = self.keys()?.galois_key(g)?;
+        self.check_key(&key, KeyKind::Galois(g), a.key_id)?;
         let rq = self.params.ring_q();
         let perm = rq.automorphism_eval_permutation(g)?;
         // One rotation: permuting c1 (l+1 limbs, sequential writes) before ModUp is cheaper
@@ -471,7 +498,7 @@ impl Evaluator {
         let pool = self.params.key_switch_basis().pool();
         pool.give_poly(k0);
         pool.give_poly(c1);
-        Ok(self.new_ct(vec![c0, k1], a.scale()))
+        Ok(self.new_ct(vec![c0, k1], a.scale(), a.key_id))
     }
 
     /// Rotates the slots left by `steps` (negative: right), `|steps| < N/2`.
@@ -510,12 +537,13 @@ impl Evaluator {
                     return Ok(a.clone());
                 }
                 let key = keys.galois_key(g)?;
+                self.check_key(&key, KeyKind::Galois(g), a.key_id)?;
                 let perm = rq.automorphism_eval_permutation(g)?;
                 let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;
                 let mut c0 = rq.permute(&a.c[0], &perm)?;
                 rq.add_assign(&mut c0, &k0)?;
                 self.params.key_switch_basis().pool().give_poly(k0);
-                Ok(self.new_ct(vec![c0, k1], a.scale()))
+                Ok(self.new_ct(vec![c0, k1], a.scale(), a.key_id))
             })
             .collect::<Result<Vec<_>>>();
         dec.recycle(&self.params);
@@ -543,12 +571,27 @@ impl Evaluator {
     }
 
     /// Galois rotation steps needed by [`linear_transform`](Self::linear_transform) for the
-    /// given diagonal indices and baby-step count `n1`.
+    /// given diagonal indices and baby-step count `n1`. Errors ([`Error::OutOfRange`]) when
+    /// `slots` is not a power of two in `1..=2^62` or `n1` is not in `1..=slots`.
     pub fn linear_transform_steps(
         diagonals: impl IntoIterator<Item = i64>,
         n1: usize,
         slots: usize,
-    ) -> Vec<i64> {
+    ) -> Result<Vec<i64>> {
+        if slots == 0 || !slots.is_power_of_two() || slots > 1 << 62 {
+            return Err(Error::OutOfRange {
+                what: "slot count of a linear transform",
+                found: slots.to_string(),
+                allowed: "a power of two, 1..=2^62".into(),
+            });
+        }
+        if n1 == 0 || n1 > slots {
+            return Err(Error::OutOfRange {
+                what: "baby-step count n1 of a linear transform",
+                found: n1.to_string(),
+                allowed: format!("1..={slots} (the slot count)"),
+            });
+        }
         let mut s: Vec<i64> = Vec::new();
         for k in diagonals {
             let k = k.rem_euclid(slots as i64) as usize;
@@ -559,7 +602,7 @@ impl Evaluator {
         s.retain(|x| *x != 0);
         s.sort_unstable();
         s.dedup();
-        s
+        Ok(s)
     }
 
     /// `y = M·z` for the `slots x slots` matrix given by its nonzero diagonals

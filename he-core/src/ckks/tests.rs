@@ -269,7 +269,7 @@ fn sum_slots_and_bsgs_linear_transform() {
     let slots = params.slots();
     let diag_idx: Vec<i64> = vec![0, 1, 2, 5, 17, 63, 100, 127];
     let n1 = 4;
-    let mut steps = Evaluator::linear_transform_steps(diag_idx.iter().copied(), n1, slots);
+    let mut steps = Evaluator::linear_transform_steps(diag_idx.iter().copied(), n1, slots).unwrap();
     steps.extend([1, 2, 4, 8]);
     let k = kit(params, &steps, false);
     let a = values(slots, 8);
@@ -365,4 +365,21 @@ fn evaluator_is_send_sync_and_usable_from_threads() {
     assert_eq!(k.decrypt(&outs[0]).len(), k.decrypt(&outs[1]).len());
     let p = PrecisionStats::compare_complex(&k.decrypt(&outs[0]), &k.decrypt(&outs[1]));
     assert!(p.min_bits > 20.0, "{p}");
+}
+
+/// Task 2 (issue 16): `linear_transform_steps` returns typed errors for n1 = 0 and slots = 0
+/// (it divided by zero before).
+#[test]
+fn linear_transform_steps_errors_are_typed() {
+    for (n1, slots) in [(0, 8), (4, 0), (0, 0), (16, 8), (3, 6)] {
+        let e = Evaluator::linear_transform_steps([0i64, 1, 5], n1, slots).unwrap_err();
+        assert!(
+            matches!(e, Error::OutOfRange { .. }),
+            "n1 {n1} slots {slots}: {e}"
+        );
+    }
+    assert_eq!(
+        Evaluator::linear_transform_steps([0i64, 1, 5], 2, 8).unwrap(),
+        vec![1, 4]
+    );
 }

@@ -338,6 +338,20 @@ impl F64Ntt {
     }
 }
 
+impl F64Ntt {
+    /// `Ok` for an input of length `N`, else [`Error::LengthMismatch`] (it was an assert).
+    fn check_len(&self, found: usize) -> Result<()> {
+        if found != self.n {
+            return Err(Error::LengthMismatch {
+                what: "F64Ntt input",
+                expected: self.n,
+                found,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl NttBackend for F64Ntt {
     fn name(&self) -> &'static str {
         "f64-avx2"
@@ -351,19 +365,37 @@ impl NttBackend for F64Ntt {
     fn psi(&self) -> u64 {
         self.psi
     }
+    /// Input of another length than `N` is left untouched (no panic); the checked forms
+    /// ([`try_forward`](NttBackend::try_forward), [`forward`](NttBackend::forward)) return
+    /// [`Error::LengthMismatch`] for it.
     fn forward_unchecked(&self, a: &mut [u64]) {
-        assert_eq!(a.len(), self.n, "F64Ntt: input length must be N");
+        if a.len() != self.n {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = pulp::x86::V3::try_new() {
             avx::forward(simd, self, a);
         }
     }
+    /// See [`forward_unchecked`](Self::forward_unchecked): wrong lengths are left untouched.
     fn inverse_unchecked(&self, a: &mut [u64]) {
-        assert_eq!(a.len(), self.n, "F64Ntt: input length must be N");
+        if a.len() != self.n {
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if let Some(simd) = pulp::x86::V3::try_new() {
             avx::inverse(simd, self, a);
         }
+    }
+    fn try_forward(&self, a: &mut [u64]) -> Result<()> {
+        self.check_len(a.len())?;
+        self.forward_unchecked(a);
+        Ok(())
+    }
+    fn try_inverse(&self, a: &mut [u64]) -> Result<()> {
+        self.check_len(a.len())?;
+        self.inverse_unchecked(a);
+        Ok(())
     }
 }
 
@@ -1175,6 +1207,19 @@ mod tests {
         let f = F64Ntt::new(n, q, psi).unwrap();
         assert!(f.forward(&mut [0u64; 10]).is_err());
         assert!(f.inverse(&mut [0u64; 10]).is_err());
+        // The length assert is gone: try_* return typed errors, unchecked forms do not panic.
+        let mut short = [1u64; 10];
+        assert!(matches!(
+            f.try_forward(&mut short),
+            Err(Error::LengthMismatch { found: 10, .. })
+        ));
+        assert!(matches!(
+            f.try_inverse(&mut short),
+            Err(Error::LengthMismatch { found: 10, .. })
+        ));
+        f.forward_unchecked(&mut short);
+        f.inverse_unchecked(&mut short);
+        assert_eq!(short, [1u64; 10]);
     }
 
     fn median_ns(mut f: impl FnMut(), iters: usize) -> f64 {

@@ -2,7 +2,7 @@
 //! evaluation-key set.
 
 use super::keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey};
-use super::secret::SecretKey;
+use super::secret::{SecretKey, SecretPoly};
 use crate::math::Prng;
 use crate::ring::{zeroed_limbs, Eval, Poly};
 use crate::{Error, Result};
@@ -50,14 +50,14 @@ impl<'a> KeyGenerator<'a> {
     /// The relinearization key (`s^2 -> s`).
     pub fn relinearization_key(&self) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
-        let s2q = rq.mul(&self.sk.s_q, &self.sk.s_q)?;
+        let s2q = SecretPoly(rq.mul(&self.sk.s_q, &self.sk.s_q)?);
         self.switching_key(&s2q, KeyKind::Relinearization, None)
     }
 
     /// The Galois key for element `g` (`σ_g(s) -> s`).
     pub fn galois_key(&self, g: u64) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
-        let sq = rq.automorphism_eval(&self.sk.s_q, g)?;
+        let sq = SecretPoly(rq.automorphism_eval(&self.sk.s_q, g)?);
         self.switching_key(&sq, KeyKind::Galois(g % (2 * rq.degree() as u64)), None)
     }
 
@@ -111,7 +111,7 @@ impl<'a> KeyGenerator<'a> {
         for _ in 0..shape.dnum {
             let aq = rq.uniform::<Eval>(&mut a_prng, lq)?;
             let ap = rp.uniform::<Eval>(&mut a_prng, lp)?;
-            let e = os.gaussian(n);
+            let e = zeroize::Zeroizing::new(os.gaussian(n));
             parts.push((aq, ap, e));
         }
         let p_mod_q = ks.p_mod_q();
@@ -122,10 +122,10 @@ impl<'a> KeyGenerator<'a> {
                 // b = -a·s + e + P·g_j·s', g_j the CRT idempotent of digit j (1 on D_j, 0 elsewhere).
                 let mut bq = rq.mul(&aq, &self.sk.s_q)?;
                 rq.neg_assign(&mut bq)?;
-                rq.add_assign(&mut bq, &rq.to_eval(rq.from_signed(&e, lq)?)?)?;
+                rq.add_assign(&mut bq, &SecretPoly(rq.to_eval(rq.from_signed(&e, lq)?)?))?;
                 let mut bp = rp.mul(&ap, &self.sk.s_p)?;
                 rp.neg_assign(&mut bp)?;
-                rp.add_assign(&mut bp, &rp.to_eval(rp.from_signed(&e, lp)?)?)?;
+                rp.add_assign(&mut bp, &SecretPoly(rp.to_eval(rp.from_signed(&e, lp)?)?))?;
                 for i in ks.digit_range(lq - 1, j) {
                     let m = rq.moduli()[i];
                     let (w, ws) = (p_mod_q[i], m.shoup(p_mod_q[i]));
@@ -145,7 +145,11 @@ impl<'a> KeyGenerator<'a> {
                 a_part[lq * n..].copy_from_slice(ap.as_slice());
                 Ok(())
             })?;
-        Ok(KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?.with_seed(seed))
+        Ok(
+            KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?
+                .with_seed(seed)
+                .with_key_id(self.sk.key_id()),
+        )
     }
 }
 

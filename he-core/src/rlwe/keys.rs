@@ -11,6 +11,7 @@
 //! first the `L + 1` limbs over `Q`, then the `k` limbs over `P` — each limb `N` words. A key at a
 //! lower level `l` uses the first `l + 1` Q-limbs of each part in place.
 
+use super::secret::KeyId;
 use super::storage::LimbStorage;
 use crate::ring::{Eval, PolyView};
 use crate::{Error, Result};
@@ -58,12 +59,17 @@ pub enum KeyKind {
     SparseToDense,
 }
 
-/// A key-switching key: shape, kind, hash of the parameters it belongs to, and its words.
+/// A key-switching key: shape, kind, hash of the parameters it belongs to, the identifier of
+/// the secret key it switches *to* (for relinearization and Galois keys also the one it
+/// switches from, `s²` and `σ_g(s)` being derived from it; for
+/// [`KeyKind::SparseToDense`] the dense secret, the ephemeral sparse one having no life of its
+/// own), and its words.
 #[derive(Debug, Clone)]
 pub struct KeySwitchKey {
     shape: KeyShape,
     kind: KeyKind,
     params_hash: u64,
+    key_id: Option<KeyId>,
     data: Arc<dyn LimbStorage>,
     seed: Option<[u8; 32]>,
 }
@@ -88,9 +94,36 @@ impl KeySwitchKey {
             shape,
             kind,
             params_hash,
+            key_id: None,
             data,
             seed: None,
         })
+    }
+
+    /// Sets the identifier of the secret key this key switches to. A key without one (as
+    /// [`from_storage`](Self::from_storage) makes it) is refused by key switching.
+    pub fn with_key_id(mut self, key_id: impl Into<Option<KeyId>>) -> Self {
+        self.key_id = key_id.into();
+        self
+    }
+
+    /// The identifier of the secret key this key switches to.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.key_id
+    }
+
+    /// Checks that this key can switch a ciphertext under `ct_key` for the use `want`: the
+    /// kind matches ([`Error::MissingKey`] naming both otherwise, e.g. a relinearization key
+    /// served as a Galois key) and the key identifiers are equal and present
+    /// ([`Error::KeyMismatch`]).
+    pub fn check_use(&self, want: KeyKind, ct_key: Option<KeyId>) -> Result<()> {
+        if self.kind != want {
+            return Err(Error::MissingKey(format!(
+                "a {:?} key was supplied where a {want:?} key is needed",
+                self.kind
+            )));
+        }
+        KeyId::check("key switching", self.key_id, "the ciphertext", ct_key)
     }
 
     /// Records the seed from which the `a_j` parts were expanded (enables the seeded,

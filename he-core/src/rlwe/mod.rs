@@ -13,5 +13,5 @@ pub use keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey};
 pub use params::{
     Parameters, ParametersIntent, ParametersLiteral, Preset, SecretDistribution, Security,
 };
-pub use secret::{PublicKey, SecretKey};
+pub use secret::{KeyId, PublicKey, SecretKey};
 pub use storage::LimbStorage;

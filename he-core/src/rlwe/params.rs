@@ -2,10 +2,13 @@
 //! [`Parameters`] through one constructor (after Lattigo), or parameters are derived from user
 //! intent ([`ParametersIntent`]: depth, scale bits, ring degree or "smallest secure").
 //!
-//! Security: `log2(QP)` is checked against the HomomorphicEncryption.org standard's 128-bit
-//! classical bounds for a ternary secret (Albrecht et al., "Homomorphic Encryption Standard",
-//! 2018, Table 1; the same bounds SEAL and OpenFHE enforce). A weaker set is refused unless the
-//! literal says [`Security::InsecureForTesting`] by name.
+//! Security: `log2(QP)` is checked against one table, [`SECURITY_TABLE_128`]: the
+//! HomomorphicEncryption.org standard's 128-bit classical bounds for a uniform ternary secret
+//! (Albrecht et al., "Homomorphic Encryption Standard", 2018/2021) for `N ≤ 2^15`, and for
+//! `N = 2^16, 2^17` the values OpenFHE enforces (see the table's documentation). A weaker set is
+//! refused unless the literal says [`Security::InsecureForTesting`] by name; loading a
+//! serialized insecure set needs the same opt-in
+//! ([`Parameters::from_bytes_allow_insecure`](Parameters::from_bytes_allow_insecure)).
 
 use crate::math::ntt::{plan as cpu_plan, NttPlan};
 use crate::math::primes::{check_ntt_prime, ntt_primes};
@@ -14,7 +17,16 @@ use crate::{Error, Result};
 use std::sync::Arc;
 
 /// Largest `log2(QP)` for 128-bit classical security with a uniform ternary secret, by ring
-/// degree (HomomorphicEncryption.org standard, Table 1).
+/// degree.
+///
+/// Source: one table, OpenFHE's `StdLatticeParm` list (`src/core/lib/lattice/stdlatticeparms.cpp`,
+/// entries `HEStd_ternary, HEStd_128_classic`, openfhe-development at commit `f387eaf`). Its
+/// values for `N = 2^10 .. 2^15` are those of the HomomorphicEncryption.org standard (Albrecht,
+/// Chase, Chen, Ding, Goldwasser, Gorbunov, Halevi, Hoffstein, Laine, Lauter, Lokam, Micciancio,
+/// Moody, Morrison, Sahai, Vaikuntanathan, "Homomorphic Encryption Standard", 2018/2021,
+/// Table 1); for `N = 2^16` and `2^17`, which the standard does not tabulate, OpenFHE's
+/// lattice-estimator values 1747 and 3523 (earlier releases allowed 1772 resp. nothing; HomE
+/// previously used 1761, which let a 1755-bit set pass as 128-bit).
 pub const SECURITY_TABLE_128: [(usize, u32); 8] = [
     (1 << 10, 27),
     (1 << 11, 54),
@@ -22,9 +34,24 @@ pub const SECURITY_TABLE_128: [(usize, u32); 8] = [
     (1 << 13, 218),
     (1 << 14, 438),
     (1 << 15, 881),
-    (1 << 16, 1761),
-    (1 << 17, 3524),
+    (1 << 16, 1747),
+    (1 << 17, 3523),
 ];
+
+/// Smallest Hamming weight accepted for a [`SecretDistribution::HammingWeight`] secret.
+///
+/// Below 32 nonzero coefficients a fixed-weight secret is outside every published security
+/// estimate for sparse RLWE secrets (the sparsest in use are the `h = 32` ephemeral secrets of
+/// sparse-secret encapsulation, Bossuat et al. 2022), and `h = 0` is the all-zero secret that
+/// decrypts without any key. The largest accepted weight is `N`.
+pub const MIN_HAMMING_WEIGHT: usize = 32;
+
+/// Most ciphertext primes a chain may have: at 20 bits each, `N = 2^17`'s bound (3523 bits)
+/// holds 176; loading and intents refuse more.
+pub const MAX_CHAIN_PRIMES: usize = 256;
+
+/// Largest `log_scale` accepted (the encoder works with scales below `2^120`).
+pub const MAX_LOG_SCALE: f64 = 120.0;
 
 /// The 128-bit bound on `log2(QP)` for degree `n`, if tabulated.
 pub fn max_log_qp_128(n: usize) -> Option<u32> {
@@ -128,14 +155,7 @@ impl Parameters {
     /// Validates a literal: degree in `2^4..=2^17`, prime sizes in `20..=61`, the chain
     /// generated deterministically (distinct primes ≡ 1 mod 2N), `α` consistent, and security.
     pub fn new(literal: ParametersLiteral) -> Result<Arc<Self>> {
-        if !(4..=17).contains(&literal.log_n) {
-            return Err(Error::InvalidDegree {
-                found: 1usize.checked_shl(literal.log_n).unwrap_or(0),
-                min: 16,
-                max: 1 << 17,
-            });
-        }
-        let n = 1usize << literal.log_n;
+        let n = check_literal(&literal)?;
         if literal.log_q.is_empty() {
             return Err(Error::InvalidParameters(
                 "the ciphertext chain Q needs at least one prime".into(),
@@ -145,20 +165,6 @@ impl Parameters {
             return Err(Error::InvalidParameters(
                 "hybrid key switching needs at least one special prime P".into(),
             ));
-        }
-        if !(literal.log_scale.is_finite() && literal.log_scale > 0.0 && literal.log_scale < 120.0)
-        {
-            return Err(Error::InvalidParameters(format!(
-                "log_scale {} outside (0, 120)",
-                literal.log_scale
-            )));
-        }
-        if let SecretDistribution::HammingWeight(h) = literal.secret {
-            if h == 0 || h > n {
-                return Err(Error::InvalidParameters(format!(
-                    "Hamming weight {h} outside 1..={n}"
-                )));
-            }
         }
         let mut used: Vec<u64> = Vec::new();
         let mut take = |bits: u32| -> Result<u64> {
@@ -200,7 +206,27 @@ impl Parameters {
         p: Vec<u64>,
         factory: &NttFactory,
     ) -> Result<Arc<Self>> {
-        let n = 1usize << literal.log_n;
+        let n = check_literal(&literal)?;
+        if q.is_empty() {
+            return Err(Error::InvalidParameters(
+                "the ciphertext chain Q needs at least one prime, found none".into(),
+            ));
+        }
+        if p.is_empty() {
+            return Err(Error::InvalidParameters(
+                "hybrid key switching needs at least one special prime P, found none".into(),
+            ));
+        }
+        let mut seen: Vec<u64> = Vec::with_capacity(q.len() + p.len());
+        for x in q.iter().chain(&p) {
+            if seen.contains(x) {
+                return Err(Error::InvalidModulus {
+                    modulus: *x,
+                    reason: "repeated in the chain: Q and P must be distinct primes".into(),
+                });
+            }
+            seen.push(*x);
+        }
         for x in q.iter().chain(&p) {
             check_ntt_prime(*x, n)?;
         }
@@ -231,6 +257,13 @@ impl Parameters {
                     })
                 }
             }
+        }
+        let log_q_total: f64 = q.iter().map(|x| (*x as f64).log2()).sum();
+        if literal.log_scale >= log_q_total {
+            return Err(Error::InvalidParameters(format!(
+                "log_scale {} must be below log2(Q) = {log_q_total:.1}: a message at the default scale would wrap modulo Q",
+                literal.log_scale
+            )));
         }
         let max_q_bits = q.iter().map(|x| (*x as f64).log2()).fold(0.0, f64::max);
         let log_p: f64 = p.iter().map(|x| (*x as f64).log2()).sum();
@@ -281,11 +314,25 @@ impl Parameters {
                 intent.scale_bits
             )));
         }
-        let q0 = (intent.scale_bits + intent.int_bits).min(61);
+        if intent.depth > MAX_CHAIN_PRIMES - 1 {
+            return Err(Error::InvalidParameters(format!(
+                "depth {} needs {} ciphertext primes, at most {MAX_CHAIN_PRIMES} are supported (no secure ring degree holds more)",
+                intent.depth,
+                intent.depth.saturating_add(1)
+            )));
+        }
+        let q0 = intent.scale_bits.saturating_add(intent.int_bits).min(61);
         let mut log_q = vec![q0];
         log_q.extend(std::iter::repeat_n(intent.scale_bits, intent.depth));
         let limbs = log_q.len();
         let log_ns: Vec<u32> = match intent.log_n {
+            Some(l) if !(4..=17).contains(&l) => {
+                return Err(Error::InvalidDegree {
+                    found: 1usize.checked_shl(l).unwrap_or(0),
+                    min: 16,
+                    max: 1 << 17,
+                })
+            }
             Some(l) => vec![l],
             None => (10..=17).collect(),
         };
@@ -390,7 +437,9 @@ impl Parameters {
             .sum()
     }
     /// A stable 64-bit hash of everything that determines compatibility of keys and
-    /// ciphertexts (degree, primes, digits, secret distribution); carried by serialized objects.
+    /// ciphertexts (degree, primes, digits, secret distribution, default scale); carried by
+    /// serialized objects. The security flag is not hashed: it changes no object's meaning, and
+    /// it is re-derived from the primes when parameters are loaded.
     pub fn hash(&self) -> u64 {
         self.hash
     }
@@ -420,10 +469,40 @@ impl Parameters {
     }
 }
 
+/// The checks on a literal that do not need its primes: degree, special primes, scale, secret
+/// distribution. Returns `N`. Shared by every constructor and by loading.
+fn check_literal(literal: &ParametersLiteral) -> Result<usize> {
+    if !(4..=17).contains(&literal.log_n) {
+        return Err(Error::InvalidDegree {
+            found: 1usize.checked_shl(literal.log_n).unwrap_or(0),
+            min: 16,
+            max: 1 << 17,
+        });
+    }
+    let n = 1usize << literal.log_n;
+    if !(literal.log_scale.is_finite()
+        && literal.log_scale > 0.0
+        && literal.log_scale < MAX_LOG_SCALE)
+    {
+        return Err(Error::InvalidParameters(format!(
+            "log_scale {} outside (0, {MAX_LOG_SCALE}): the scale must be a finite power of two above 1",
+            literal.log_scale
+        )));
+    }
+    if let SecretDistribution::HammingWeight(h) = literal.secret {
+        if !(MIN_HAMMING_WEIGHT..=n).contains(&h) {
+            return Err(Error::InvalidParameters(format!(
+                "Hamming weight {h} outside {MIN_HAMMING_WEIGHT}..={n} (N): a secret with fewer nonzero coefficients is trivially searchable, h = 0 is no secret at all"
+            )));
+        }
+    }
+    Ok(n)
+}
+
 /// FNV-1a over the canonical little-endian encoding: stable across platforms and versions.
 fn params_hash(lit: &ParametersLiteral, q: &[u64], p: &[u64]) -> u64 {
     let mut h = Fnv1a::new();
-    h.write(b"HomE-params-v1");
+    h.write(b"HomE-params-v2");
     h.write(&lit.log_n.to_le_bytes());
     h.write(&(q.len() as u64).to_le_bytes());
     q.iter().for_each(|x| h.write(&x.to_le_bytes()));
@@ -437,6 +516,8 @@ fn params_hash(lit: &ParametersLiteral, q: &[u64], p: &[u64]) -> u64 {
             h.write(&(w as u64).to_le_bytes())
         }
     }
+    // The default scale changes what a plaintext means (v2: v1 left it out).
+    h.write(&lit.log_scale.to_bits().to_le_bytes());
     h.finish()
 }
 
@@ -605,6 +686,114 @@ mod tests {
         let y = reference.ring_q().to_eval(a).unwrap();
         assert_eq!(x, y);
         assert_eq!(reference.ring_q().ntt(0).unwrap().name(), "reference");
+    }
+
+    /// Finding 6: the N = 2^16 bound is OpenFHE's 1747 bits; a ~1755-bit set is refused
+    /// (it passed under the old 1761-bit bound).
+    #[test]
+    fn n16_bound_is_1747() {
+        assert_eq!(max_log_qp_128(1 << 16), Some(1747));
+        assert_eq!(max_log_qp_128(1 << 17), Some(3523));
+        let lit = ParametersLiteral {
+            log_n: 16,
+            log_q: [vec![60; 28], vec![55]].concat(),
+            log_p: vec![20],
+            alpha: None,
+            log_scale: 40.0,
+            secret: SecretDistribution::UniformTernary,
+            security: Security::Bits128,
+        };
+        let err = Parameters::new(lit).unwrap_err();
+        match err {
+            Error::Insecure {
+                n: 65536,
+                log_qp,
+                max_log_qp: 1747,
+            } => assert!((1748..=1761).contains(&log_qp), "{log_qp}"),
+            e => panic!("{e}"),
+        }
+    }
+
+    /// Finding 6: `from_primes` (the loading path) runs the literal checks of `new`.
+    #[test]
+    fn from_primes_checks_like_new() {
+        let base = Preset::N14Depth6.parameters().unwrap();
+        let (q, p) = (base.q().to_vec(), base.p().to_vec());
+        let mut lit = base.literal().clone();
+        lit.secret = SecretDistribution::HammingWeight(0);
+        lit.security = Security::InsecureForTesting;
+        let e = Parameters::from_primes(lit.clone(), q.clone(), p.clone()).unwrap_err();
+        assert!(e.to_string().contains("Hamming weight 0"), "{e}");
+        lit.secret = SecretDistribution::HammingWeight(MIN_HAMMING_WEIGHT - 1);
+        assert!(Parameters::from_primes(lit.clone(), q.clone(), p.clone()).is_err());
+        lit.secret = SecretDistribution::HammingWeight((1 << 14) + 1);
+        assert!(Parameters::from_primes(lit.clone(), q.clone(), p.clone()).is_err());
+        lit.secret = SecretDistribution::HammingWeight(MIN_HAMMING_WEIGHT);
+        assert!(Parameters::from_primes(lit.clone(), q.clone(), p.clone()).is_ok());
+        lit.secret = SecretDistribution::UniformTernary;
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 0.0, 200.0] {
+            let mut l = lit.clone();
+            l.log_scale = bad;
+            let e = Parameters::from_primes(l, q.clone(), p.clone()).unwrap_err();
+            assert!(e.to_string().contains("log_scale"), "{bad}: {e}");
+        }
+        // A scale at or above Q cannot hold a message.
+        let mut l = lit.clone();
+        l.log_scale = 119.0;
+        let e = Parameters::from_primes(l, vec![q[0]], p.clone()).unwrap_err();
+        assert!(e.to_string().contains("below log2(Q)"), "{e}");
+        // Repeated primes.
+        assert!(Parameters::from_primes(lit.clone(), vec![q[0], q[0]], p.clone()).is_err());
+    }
+
+    /// Task 2: typed errors, no panics, for empty chains and absurd degrees.
+    #[test]
+    fn from_primes_refuses_empty_chains_and_huge_degrees() {
+        let base = Preset::N14Depth6.parameters().unwrap();
+        let mut lit = base.literal().clone();
+        lit.security = Security::InsecureForTesting;
+        let e = Parameters::from_primes(lit.clone(), vec![], base.p().to_vec()).unwrap_err();
+        assert!(matches!(e, Error::InvalidParameters(_)), "{e}");
+        let e = Parameters::from_primes(lit.clone(), base.q().to_vec(), vec![]).unwrap_err();
+        assert!(matches!(e, Error::InvalidParameters(_)), "{e}");
+        for log_n in [0, 3, 18, 63, 64, 65, u32::MAX] {
+            let mut l = lit.clone();
+            l.log_n = log_n;
+            let e = Parameters::from_primes(l, base.q().to_vec(), base.p().to_vec()).unwrap_err();
+            assert!(matches!(e, Error::InvalidDegree { .. }), "{log_n}: {e}");
+        }
+    }
+
+    /// Task 2: an intent whose depth overflows, or an absurd degree, is a typed error.
+    #[test]
+    fn from_intent_refuses_overflowing_depth() {
+        for depth in [usize::MAX, usize::MAX / 2, MAX_CHAIN_PRIMES] {
+            let e = Parameters::from_intent(&ParametersIntent::new(depth, 40)).unwrap_err();
+            assert!(matches!(e, Error::InvalidParameters(_)), "{e}");
+        }
+        let e = Parameters::from_intent(&ParametersIntent {
+            int_bits: u32::MAX,
+            ..ParametersIntent::new(2, 40)
+        });
+        assert!(e.is_ok() || e.is_err());
+        for log_n in [64, u32::MAX] {
+            let e = Parameters::from_intent(&ParametersIntent {
+                log_n: Some(log_n),
+                ..ParametersIntent::new(2, 40)
+            })
+            .unwrap_err();
+            assert!(matches!(e, Error::InvalidDegree { .. }), "{e}");
+        }
+    }
+
+    /// Finding 6: the default scale is part of the hash.
+    #[test]
+    fn hash_covers_log_scale() {
+        let a = Preset::N14Depth6.parameters().unwrap();
+        let mut lit = Preset::N14Depth6.literal();
+        lit.log_scale = 41.0;
+        let b = Parameters::new(lit).unwrap();
+        assert_ne!(a.hash(), b.hash());
     }
 
     #[test]

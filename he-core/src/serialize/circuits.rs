@@ -11,7 +11,9 @@
 //! The payload length is computed from `level`, `E` and the parameters and compared with the
 //! bytes present before any polynomial is allocated; every residue is checked against its prime.
 
-use super::{check_params, err, open, put_poly, seal, ObjectType, Reader, Serializable};
+use super::{
+    check_level_scale, check_params, err, open, put_poly, seal, ObjectType, Reader, Serializable,
+};
 use crate::circuits::lintrans::LinearTransform;
 use crate::ring::keyswitch::PolyQP;
 use crate::rlwe::Parameters;
@@ -65,15 +67,10 @@ impl Serializable for LinearTransform {
                 format!("{slots} slots (N/2 = {})", params.slots()),
             ));
         }
-        if level > params.max_level() {
-            return Err(err(
-                WHAT,
-                format!("level {level} above the maximum {}", params.max_level()),
-            ));
+        if h.flags != 0 {
+            return Err(err(WHAT, format!("unknown flags {:#x}", h.flags)));
         }
-        if !(scale.is_finite() && scale >= 1.0) {
-            return Err(err(WHAT, format!("scale {scale}")));
-        }
+        check_level_scale(params, level, scale, WHAT)?;
         if !n1.is_power_of_two() || n1 > slots || e == 0 || e > slots {
             return Err(err(
                 WHAT,
@@ -96,8 +93,24 @@ impl Serializable for LinearTransform {
             ));
         }
         let mut index = Vec::with_capacity(e);
+        let mut seen = std::collections::BTreeSet::new();
         for _ in 0..e {
-            index.push((r.u32()? as usize, r.u32()? as usize));
+            let (i, j) = (r.u32()? as usize, r.u32()? as usize);
+            // Diagonal k = i·n1 + j must be a distinct index below the slot count.
+            if j >= n1
+                || i.checked_mul(n1)
+                    .and_then(|x| x.checked_add(j))
+                    .is_none_or(|k| k >= slots)
+            {
+                return Err(err(
+                    WHAT,
+                    format!("diagonal ({i}, {j}): expected j < n1 = {n1} and i·n1 + j < {slots}"),
+                ));
+            }
+            if !seen.insert((i, j)) {
+                return Err(err(WHAT, format!("diagonal ({i}, {j}) appears twice")));
+            }
+            index.push((i, j));
         }
         let mut groups: BTreeMap<usize, Vec<(usize, PolyQP)>> = BTreeMap::new();
         for (i, j) in index {

@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic "HOMEFHE\0"
-//!      8     2  format version (1), little-endian
+//!      8     2  format version (2), little-endian
 //!     10     2  object type (ObjectType)
 //!     12     4  flags (bit 0: seeded form)
 //!     16     8  hash of the parameters (Parameters::hash)
@@ -13,23 +13,37 @@
 //!     32     8  XXH3-64 of bytes 0..32 followed by the payload
 //! ```
 //!
+//! Version 2 added the [`KeyId`] of the secret key to ciphertexts, public keys,
+//! key-switching keys and secret keys; version-1 blobs are refused with a message saying so.
+//!
 //! Residues are little-endian `u64`, limb-major, copied with `bytemuck`. Decoders check, in
 //! order: length of the header, magic, version, type, checksum, the parameters' hash, and the
 //! payload length *computed from the parameters* against the bytes present — before any
-//! allocation proportional to the input — then every residue against its modulus. Seeded forms
-//! store a 32-byte seed instead of the uniform component (`c_1` of fresh secret-key ciphertexts,
-//! `a` of public keys, the `a_j` of key-switching keys), about halving their size.
+//! allocation proportional to the input — then every residue against its modulus, and the
+//! object's meaning: a level within the chain, a finite scale in `[1, Q_level)`, a component
+//! count the object can have, a key kind its use asks for
+//! ([`KeySwitchKey::from_bytes_as`]). Seeded forms store a 32-byte seed instead of the uniform
+//! component (`c_1` of fresh secret-key ciphertexts, `a` of public keys, the `a_j` of
+//! key-switching keys), about halving their size.
+//!
+//! **The checksum detects corruption, not tampering.** XXH3 is not a MAC: anyone who can
+//! modify a blob can recompute it, so a blob from an untrusted party is exactly as trustworthy
+//! as its sender. The semantic checks above make a forged blob fail with a typed error rather
+//! than crash or mislead the decoder, but they cannot tell a forged ciphertext or key from an
+//! honest one; authenticate blobs (a signature or MAC over the bytes) where that matters.
 //!
 //! The secret key has no [`Serializable`] implementation on purpose: it is written only by the
 //! explicitly named [`secret_key_to_bytes`].
+#![deny(clippy::indexing_slicing)]
 
 use crate::ckks::{Ciphertext, Plaintext};
 use crate::math::Prng;
 use crate::ring::keyswitch::PolyQP;
 use crate::ring::{zeroed_limbs, Eval, Poly, RingContext};
+use crate::rlwe::params::MAX_CHAIN_PRIMES;
 use crate::rlwe::{
-    KeyKind, KeyShape, KeySwitchKey, Parameters, ParametersLiteral, PublicKey, SecretDistribution,
-    SecretKey, Security,
+    KeyId, KeyKind, KeyShape, KeySwitchKey, Parameters, ParametersLiteral, PublicKey,
+    SecretDistribution, SecretKey, Security,
 };
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -42,8 +56,8 @@ compile_error!("HomE's serialization assumes a little-endian target");
 
 /// Magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"HOMEFHE\0";
-/// Current format version.
-pub const FORMAT_VERSION: u16 = 1;
+/// Current format version (2: key identifiers).
+pub const FORMAT_VERSION: u16 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 40;
 const FLAG_SEEDED: u32 = 1;
@@ -69,7 +83,8 @@ pub enum ObjectType {
 }
 
 impl ObjectType {
-    fn from_u16(v: u16) -> Option<Self> {
+    /// The type with tag `v`, if any.
+    pub fn from_u16(v: u16) -> Option<Self> {
         Some(match v {
             1 => Self::Parameters,
             2 => Self::Plaintext,
@@ -121,14 +136,16 @@ fn checksum(head: &[u8], payload: &[u8]) -> u64 {
 
 /// Wraps a payload in a header.
 pub fn seal(object: ObjectType, flags: u32, params_hash: u64, payload: &[u8]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&MAGIC);
+    head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head.extend_from_slice(&(object as u16).to_le_bytes());
+    head.extend_from_slice(&flags.to_le_bytes());
+    head.extend_from_slice(&params_hash.to_le_bytes());
+    head.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let c = checksum(&head, payload);
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&(object as u16).to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
-    out.extend_from_slice(&params_hash.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    let c = checksum(&out[..32], payload);
+    out.extend_from_slice(&head);
     out.extend_from_slice(&c.to_le_bytes());
     out.extend_from_slice(payload);
     out
@@ -138,7 +155,7 @@ pub fn seal(object: ObjectType, flags: u32, params_hash: u64, payload: &[u8]) ->
 /// returns it and the payload.
 pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
     let what = "HomE blob";
-    if bytes.len() < HEADER_LEN {
+    let (Some(head), Some(payload)) = (bytes.get(..HEADER_LEN), bytes.get(HEADER_LEN..)) else {
         return Err(err(
             what,
             format!(
@@ -146,34 +163,38 @@ pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
                 bytes.len()
             ),
         ));
-    }
-    let (head, payload) = bytes.split_at(HEADER_LEN);
-    if head[..8] != MAGIC {
+    };
+    let mut r = Reader { buf: head, what };
+    if r.take(8)? != MAGIC {
         return Err(err(what, "bad magic: not a HomE object"));
     }
-    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
-    let u64_at = |o: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&head[o..o + 8]);
-        u64::from_le_bytes(b)
-    };
-    let version = u16_at(8);
+    let version = r.u16()?;
     if version != FORMAT_VERSION {
+        let hint = if version < FORMAT_VERSION {
+            " (written before key identifiers were added; re-create the object with this version)"
+        } else {
+            " (written by a newer HomE)"
+        };
         return Err(err(
             what,
-            format!("format version {version}, this build reads version {FORMAT_VERSION}"),
+            format!(
+                "format version {version}, this build reads version {FORMAT_VERSION} only{hint}"
+            ),
         ));
     }
-    let object = ObjectType::from_u16(u16_at(10))
-        .ok_or_else(|| err(what, format!("unknown object type {}", u16_at(10))))?;
+    let tag = r.u16()?;
+    let object =
+        ObjectType::from_u16(tag).ok_or_else(|| err(what, format!("unknown object type {tag}")))?;
     if object != expected {
         return Err(err(
             what,
             format!("object type {object:?}, expected {expected:?}"),
         ));
     }
-    let payload_len = u64_at(24);
+    let flags = r.u32()?;
+    let params_hash = r.u64()?;
+    let payload_len = r.u64()?;
+    let stored = r.u64()?;
     if payload_len != payload.len() as u64 {
         return Err(err(
             what,
@@ -183,14 +204,20 @@ pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
             ),
         ));
     }
-    if checksum(&head[..32], payload) != u64_at(32) {
-        return Err(err(what, "checksum mismatch: the data is corrupted"));
+    let covered = head
+        .get(..32)
+        .ok_or_else(|| err(what, "truncated header"))?;
+    if checksum(covered, payload) != stored {
+        return Err(err(
+            what,
+            "checksum mismatch: the data is corrupted (the checksum detects corruption, not tampering)",
+        ));
     }
     Ok((
         Header {
             object,
-            flags: u32_at(12),
-            params_hash: u64_at(16),
+            flags,
+            params_hash,
             payload_len,
         },
         payload,
@@ -205,35 +232,52 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.buf.len() < n {
-            return Err(err(
+        match (self.buf.get(..n), self.buf.get(n..)) {
+            (Some(a), Some(b)) => {
+                self.buf = b;
+                Ok(a)
+            }
+            _ => Err(err(
                 self.what,
                 format!("truncated: needed {n} more bytes, {} left", self.buf.len()),
-            ));
+            )),
         }
-        let (a, b) = self.buf.split_at(n);
-        self.buf = b;
+    }
+    fn array<const K: usize>(&mut self) -> Result<[u8; K]> {
+        let mut a = [0u8; K];
+        a.copy_from_slice(self.take(K)?);
         Ok(a)
     }
     fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_le_bytes(self.array()?))
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn f64(&mut self) -> Result<f64> {
         Ok(f64::from_bits(self.u64()?))
     }
     fn seed(&mut self) -> Result<[u8; 32]> {
-        let mut s = [0u8; 32];
-        s.copy_from_slice(self.take(32)?);
-        Ok(s)
+        self.array()
+    }
+    /// An optional key identifier (0 = none).
+    fn key_id(&mut self) -> Result<Option<KeyId>> {
+        Ok(KeyId::from_u64(self.u64()?))
+    }
+    /// A key identifier that must be present.
+    fn required_key_id(&mut self) -> Result<KeyId> {
+        self.key_id()?.ok_or_else(|| {
+            err(
+                self.what,
+                "key identifier 0: a key must carry its secret's identifier",
+            )
+        })
     }
     fn finish(&self) -> Result<()> {
         if !self.buf.is_empty() {
@@ -244,8 +288,15 @@ impl<'a> Reader<'a> {
     /// Reads `limbs x n` residues into a polynomial and checks them against `ring`.
     fn poly(&mut self, ring: &RingContext, limbs: usize) -> Result<Poly<Eval>> {
         let n = ring.degree();
-        let bytes = self.take(limbs * n * 8)?;
-        let mut data = zeroed_limbs(limbs * n);
+        let words = limbs
+            .checked_mul(n)
+            .ok_or_else(|| err(self.what, "size overflows"))?;
+        let bytes = self.take(
+            words
+                .checked_mul(8)
+                .ok_or_else(|| err(self.what, "size overflows"))?,
+        )?;
+        let mut data = zeroed_limbs(words);
         bytemuck::cast_slice_mut::<u64, u8>(data.as_mut_slice()).copy_from_slice(bytes);
         let p = Poly::from_container(data, n, limbs)?;
         ring.check(&p).map_err(|e| err(self.what, e.to_string()))?;
@@ -301,9 +352,23 @@ impl Parameters {
         seal(ObjectType::Parameters, 0, self.hash(), &p)
     }
 
-    /// Decodes and re-validates parameters (security included: an insecure set is loaded only
-    /// if it was saved with the explicit insecure option).
+    /// Decodes parameters and runs every check of [`Parameters::new`] on them (degree, primes,
+    /// digits, scale, secret distribution, the 128-bit table). A blob that declares itself
+    /// [`Security::InsecureForTesting`] is refused with [`Error::InvalidParameters`]: the blob's
+    /// own flag is not trusted; a caller that means to load test parameters says so with
+    /// [`Parameters::from_bytes_allow_insecure`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Arc<Self>> {
+        Self::decode(bytes, false)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) that also accepts sets saved as
+    /// [`Security::InsecureForTesting`]: the name is the opt-in, for tests and toy examples
+    /// only. A set saved as 128-bit is still checked against the table.
+    pub fn from_bytes_allow_insecure(bytes: &[u8]) -> Result<Arc<Self>> {
+        Self::decode(bytes, true)
+    }
+
+    fn decode(bytes: &[u8], allow_insecure: bool) -> Result<Arc<Self>> {
         let (h, payload) = open(bytes, ObjectType::Parameters)?;
         let mut r = Reader {
             buf: payload,
@@ -314,10 +379,10 @@ impl Parameters {
             return Err(err("parameters", format!("log N = {log_n} outside 4..=17")));
         }
         let nq = r.u32()? as usize;
-        if nq == 0 || nq > 256 {
+        if nq == 0 || nq > MAX_CHAIN_PRIMES {
             return Err(err(
                 "parameters",
-                format!("{nq} ciphertext primes, expected 1..=256"),
+                format!("{nq} ciphertext primes, expected 1..={MAX_CHAIN_PRIMES}"),
             ));
         }
         let q = (0..nq).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
@@ -330,13 +395,22 @@ impl Parameters {
         }
         let p = (0..np).map(|_| r.u64()).collect::<Result<Vec<_>>>()?;
         let alpha = r.u32()? as usize;
+        if alpha == 0 || alpha > nq {
+            return Err(err(
+                "parameters",
+                format!("alpha = {alpha} primes per digit, expected 1..={nq}"),
+            ));
+        }
         let log_scale = r.f64()?;
         let secret = match r.u8()? {
             0 => {
                 r.u64()?;
                 SecretDistribution::UniformTernary
             }
-            1 => SecretDistribution::HammingWeight(r.u64()? as usize),
+            1 => SecretDistribution::HammingWeight(
+                usize::try_from(r.u64()?)
+                    .map_err(|_| err("parameters", "Hamming weight overflows"))?,
+            ),
             t => {
                 return Err(err(
                     "parameters",
@@ -350,6 +424,14 @@ impl Parameters {
             t => return Err(err("parameters", format!("unknown security tag {t}"))),
         };
         r.finish()?;
+        if security == Security::InsecureForTesting && !allow_insecure {
+            return Err(Error::InvalidParameters(
+                "the blob holds parameters saved as InsecureForTesting: refused by \
+                 Parameters::from_bytes; load test parameters with \
+                 Parameters::from_bytes_allow_insecure"
+                    .into(),
+            ));
+        }
         let lit = ParametersLiteral {
             log_n,
             log_q: vec![],
@@ -400,6 +482,9 @@ impl Serializable for Plaintext {
     }
 }
 
+/// The semantic checks shared by every object with a level and a scale: the level within the
+/// chain, and the scale finite, at least 1 and below `Q_level` (a larger scale leaves no room
+/// for the message: it would decrypt to a wrapped value).
 fn check_level_scale(
     params: &Parameters,
     level: usize,
@@ -415,10 +500,25 @@ fn check_level_scale(
             ),
         ));
     }
-    if !(scale.is_finite() && scale > 0.0) {
+    if !(scale.is_finite() && scale >= 1.0) {
         return Err(err(
             what,
-            format!("scale {scale} is not a positive finite number"),
+            format!("scale {scale}: expected a finite number >= 1"),
+        ));
+    }
+    let log_q: f64 = params
+        .q()
+        .iter()
+        .take(level + 1)
+        .map(|q| (*q as f64).log2())
+        .sum();
+    if scale.log2() >= log_q {
+        return Err(err(
+            what,
+            format!(
+                "scale 2^{:.2} at level {level}: expected below Q_{level} = 2^{log_q:.2}",
+                scale.log2()
+            ),
         ));
     }
     Ok(())
@@ -426,17 +526,20 @@ fn check_level_scale(
 
 impl Serializable for Ciphertext {
     const OBJECT: ObjectType = ObjectType::Ciphertext;
+    /// Payload: `u8 size | 3 × 0 | u32 level | f64 scale | u64 key id (0: none)` then the
+    /// components (or `c_0` and the 32-byte seed of `c_1`).
     fn to_bytes(&self) -> Vec<u8> {
         let seeded = self.seed().is_some() && self.size() == 2;
         let words: usize = self.parts().iter().map(|c| c.as_slice().len()).sum();
-        let mut p = Vec::with_capacity(16 + words * 8);
+        let mut p = Vec::with_capacity(CT_FIXED + words * 8);
         p.push(self.size() as u8);
         p.extend_from_slice(&[0, 0, 0]);
         p.extend_from_slice(&(self.level() as u32).to_le_bytes());
         p.extend_from_slice(&self.scale().to_bits().to_le_bytes());
-        match self.seed() {
-            Some(seed) if seeded => {
-                put_poly(&mut p, self.parts()[0].as_slice());
+        p.extend_from_slice(&KeyId::to_word(self.key_id()).to_le_bytes());
+        match (self.seed(), self.parts().first()) {
+            (Some(seed), Some(c0)) if seeded => {
+                put_poly(&mut p, c0.as_slice());
                 p.extend_from_slice(&seed);
             }
             _ => self
@@ -447,32 +550,30 @@ impl Serializable for Ciphertext {
         seal(Self::OBJECT, seeded_flag(seeded), self.params_hash(), &p)
     }
     fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let what = "ciphertext";
         let (h, payload) = open(bytes, Self::OBJECT)?;
         check_params(params, &h)?;
-        let mut r = Reader {
-            buf: payload,
-            what: "ciphertext",
-        };
+        let mut r = Reader { buf: payload, what };
         let size = r.u8()? as usize;
-        r.take(3)?;
+        if r.take(3)? != [0, 0, 0] {
+            return Err(err(what, "reserved bytes are not zero"));
+        }
         let level = r.u32()? as usize;
         let scale = r.f64()?;
+        let key_id = r.key_id()?;
         if !(2..=3).contains(&size) {
-            return Err(err(
-                "ciphertext",
-                format!("{size} components, expected 2 or 3"),
-            ));
+            return Err(err(what, format!("{size} components, expected 2 or 3")));
         }
-        check_level_scale(params, level, scale, "ciphertext")?;
+        check_level_scale(params, level, scale, what)?;
         let seeded = h.flags & FLAG_SEEDED != 0;
+        if h.flags & !FLAG_SEEDED != 0 {
+            return Err(err(what, format!("unknown flags {:#x}", h.flags)));
+        }
         if seeded && size != 2 {
-            return Err(err(
-                "ciphertext",
-                "a seeded ciphertext must have 2 components",
-            ));
+            return Err(err(what, "a seeded ciphertext must have 2 components"));
         }
         let poly_bytes = (level + 1) * params.degree() * 8;
-        let expect = 16
+        let expect = CT_FIXED
             + if seeded {
                 poly_bytes + 32
             } else {
@@ -480,7 +581,7 @@ impl Serializable for Ciphertext {
             };
         if payload.len() != expect {
             return Err(err(
-                "ciphertext",
+                what,
                 format!(
                     "payload of {} bytes, {size} components at level {level} need {expect}",
                     payload.len()
@@ -501,11 +602,16 @@ impl Serializable for Ciphertext {
             }
         }
         r.finish()?;
-        let mut ct = Ciphertext::from_parts(c, scale, params.hash())?;
+        let mut ct = Ciphertext::from_parts(c, scale, params.hash())?.with_key_id(key_id);
         ct.seed = seed;
         Ok(ct)
     }
 }
+
+/// Fixed part of a ciphertext payload.
+const CT_FIXED: usize = 24;
+/// Fixed part of a key-switching-key payload.
+const KSK_FIXED: usize = 24;
 
 fn expand_public_a(params: &Parameters, seed: [u8; 32]) -> Result<PolyQP> {
     let (rq, rp) = (params.ring_q(), params.ring_p());
@@ -518,8 +624,10 @@ fn expand_public_a(params: &Parameters, seed: [u8; 32]) -> Result<PolyQP> {
 
 impl Serializable for PublicKey {
     const OBJECT: ObjectType = ObjectType::PublicKey;
+    /// Payload: `u64 key id | b (Q then P) | a (Q then P) or its 32-byte seed`.
     fn to_bytes(&self) -> Vec<u8> {
         let mut p = Vec::new();
+        p.extend_from_slice(&KeyId::to_word(self.key_id()).to_le_bytes());
         put_poly(&mut p, self.b().q.as_slice());
         put_poly(&mut p, self.b().p.as_slice());
         match self.seed() {
@@ -537,23 +645,25 @@ impl Serializable for PublicKey {
         )
     }
     fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let what = "public key";
         let (h, payload) = open(bytes, Self::OBJECT)?;
         check_params(params, &h)?;
+        if h.flags & !FLAG_SEEDED != 0 {
+            return Err(err(what, format!("unknown flags {:#x}", h.flags)));
+        }
         let (rq, rp) = (params.ring_q(), params.ring_p());
         let (lq, lp) = (rq.max_limbs(), rp.max_limbs());
         let comp = (lq + lp) * params.degree() * 8;
         let seeded = h.flags & FLAG_SEEDED != 0;
-        let expect = if seeded { comp + 32 } else { 2 * comp };
+        let expect = 8 + if seeded { comp + 32 } else { 2 * comp };
         if payload.len() != expect {
             return Err(err(
-                "public key",
+                what,
                 format!("payload of {} bytes, expected {expect}", payload.len()),
             ));
         }
-        let mut r = Reader {
-            buf: payload,
-            what: "public key",
-        };
+        let mut r = Reader { buf: payload, what };
+        let key_id = r.required_key_id()?;
         let b = PolyQP {
             q: r.poly(rq, lq)?,
             p: r.poly(rp, lp)?,
@@ -571,15 +681,17 @@ impl Serializable for PublicKey {
             )
         };
         r.finish()?;
-        Ok(PublicKey::from_parts(params.hash(), b, a, seed))
+        Ok(PublicKey::from_parts(params.hash(), b, a, seed).with_key_id(key_id))
     }
 }
 
 impl Serializable for KeySwitchKey {
     const OBJECT: ObjectType = ObjectType::KeySwitchKey;
+    /// Payload: `u8 kind | 3 × 0 | u32 dnum | u64 Galois element | u64 key id`, then for each
+    /// digit `b_j` and `a_j` (each Q then P), or every `b_j` and the 32-byte seed of the `a_j`.
     fn to_bytes(&self) -> Vec<u8> {
         let s = self.shape();
-        let mut p = Vec::with_capacity(32 + s.bytes());
+        let mut p = Vec::with_capacity(KSK_FIXED + s.bytes());
         let (tag, g) = match self.kind() {
             KeyKind::Relinearization => (0u8, 0u64),
             KeyKind::Galois(g) => (1u8, g),
@@ -589,12 +701,14 @@ impl Serializable for KeySwitchKey {
         p.extend_from_slice(&[0, 0, 0]);
         p.extend_from_slice(&(s.dnum as u32).to_le_bytes());
         p.extend_from_slice(&g.to_le_bytes());
-        let cw = s.component_words();
+        p.extend_from_slice(&KeyId::to_word(self.key_id()).to_le_bytes());
+        let cw = s.component_words().max(1);
         let w = self.words();
         match self.seed() {
             Some(seed) => {
-                for j in 0..s.dnum {
-                    put_poly(&mut p, &w[2 * j * cw..(2 * j + 1) * cw]);
+                // Components alternate b_0, a_0, b_1, a_1, ...: the b_j are the even ones.
+                for b in w.chunks_exact(cw).step_by(2) {
+                    put_poly(&mut p, b);
                 }
                 p.extend_from_slice(&seed);
             }
@@ -608,32 +722,42 @@ impl Serializable for KeySwitchKey {
         )
     }
     fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
+        let what = "key-switching key";
         let (h, payload) = open(bytes, Self::OBJECT)?;
         check_params(params, &h)?;
-        let mut r = Reader {
-            buf: payload,
-            what: "key-switching key",
-        };
+        if h.flags & !FLAG_SEEDED != 0 {
+            return Err(err(what, format!("unknown flags {:#x}", h.flags)));
+        }
+        let mut r = Reader { buf: payload, what };
         let tag = r.u8()?;
-        r.take(3)?;
+        if r.take(3)? != [0, 0, 0] {
+            return Err(err(what, "reserved bytes are not zero"));
+        }
         let dnum = r.u32()? as usize;
         let g = r.u64()?;
+        let key_id = r.required_key_id()?;
         let n = params.degree();
-        let kind = match tag {
-            0 => KeyKind::Relinearization,
-            1 if g % 2 == 1 && g < 2 * n as u64 => KeyKind::Galois(g),
-            1 => {
+        let kind = match (tag, g) {
+            (0, 0) => KeyKind::Relinearization,
+            (1, g) if g % 2 == 1 && g > 1 && g < 2 * n as u64 => KeyKind::Galois(g),
+            (1, g) => {
                 return Err(err(
-                    "key-switching key",
-                    format!("Galois element {g} is not odd and below 2N = {}", 2 * n),
+                    what,
+                    format!("Galois element {g}: expected odd, in 3..{} (2N)", 2 * n),
                 ))
             }
-            2 => KeyKind::SparseToDense,
-            t => return Err(err("key-switching key", format!("unknown key kind {t}"))),
+            (2, 0) => KeyKind::SparseToDense,
+            (0 | 2, g) => {
+                return Err(err(
+                    what,
+                    format!("kind {tag} carries element {g}, expected 0"),
+                ))
+            }
+            (t, _) => return Err(err(what, format!("unknown key kind {t}"))),
         };
         if dnum != params.dnum() {
             return Err(err(
-                "key-switching key",
+                what,
                 format!("{dnum} digits, parameters use {}", params.dnum()),
             ));
         }
@@ -646,7 +770,7 @@ impl Serializable for KeySwitchKey {
         };
         let cw = shape.component_words();
         let seeded = h.flags & FLAG_SEEDED != 0;
-        let expect = 16
+        let expect = KSK_FIXED
             + if seeded {
                 dnum * cw * 8 + 32
             } else {
@@ -654,40 +778,48 @@ impl Serializable for KeySwitchKey {
             };
         if payload.len() != expect {
             return Err(err(
-                "key-switching key",
+                what,
                 format!("payload of {} bytes, expected {expect}", payload.len()),
             ));
         }
         let mut data = zeroed_limbs(shape.words());
-        let read_component = |r: &mut Reader, dst: &mut [u64]| -> Result<()> {
-            let q = r.poly(rq, shape.q_limbs)?;
-            let p = r.poly(rp, shape.p_limbs)?;
-            dst[..q.as_slice().len()].copy_from_slice(q.as_slice());
-            dst[q.as_slice().len()..].copy_from_slice(p.as_slice());
+        let qw = shape.q_limbs * n;
+        let fill = |dst: &mut [u64], q: &Poly<Eval>, p: &Poly<Eval>| -> Result<()> {
+            let (dq, dp) = dst
+                .split_at_mut_checked(qw)
+                .ok_or_else(|| err(what, "internal: component layout"))?;
+            if dq.len() != q.as_slice().len() || dp.len() != p.as_slice().len() {
+                return Err(err(what, "internal: component layout"));
+            }
+            dq.copy_from_slice(q.as_slice());
+            dp.copy_from_slice(p.as_slice());
             Ok(())
         };
         let mut seed = None;
         if seeded {
-            for j in 0..dnum {
-                read_component(&mut r, &mut data[2 * j * cw..(2 * j + 1) * cw])?;
+            for dst in data.chunks_exact_mut(cw).step_by(2) {
+                let q = r.poly(rq, shape.q_limbs)?;
+                let p = r.poly(rp, shape.p_limbs)?;
+                fill(dst, &q, &p)?;
             }
             let s = r.seed()?;
             let mut prng = Prng::from_seed(s);
-            for j in 0..dnum {
+            for dst in data.chunks_exact_mut(cw).skip(1).step_by(2) {
                 let aq = rq.uniform::<Eval>(&mut prng, shape.q_limbs)?;
                 let ap = rp.uniform::<Eval>(&mut prng, shape.p_limbs)?;
-                let dst = &mut data[(2 * j + 1) * cw..(2 * j + 2) * cw];
-                dst[..aq.as_slice().len()].copy_from_slice(aq.as_slice());
-                dst[aq.as_slice().len()..].copy_from_slice(ap.as_slice());
+                fill(dst, &aq, &ap)?;
             }
             seed = Some(s);
         } else {
-            for c in 0..2 * dnum {
-                read_component(&mut r, &mut data[c * cw..(c + 1) * cw])?;
+            for dst in data.chunks_exact_mut(cw) {
+                let q = r.poly(rq, shape.q_limbs)?;
+                let p = r.poly(rp, shape.p_limbs)?;
+                fill(dst, &q, &p)?;
             }
         }
         r.finish()?;
-        let key = KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?;
+        let key = KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?
+            .with_key_id(key_id);
         Ok(match seed {
             Some(s) => key.with_seed(s),
             None => key,
@@ -695,32 +827,58 @@ impl Serializable for KeySwitchKey {
     }
 }
 
-/// Writes a secret key. Named explicitly so that a secret is never serialized by accident;
-/// the returned buffer zeroizes itself on drop. Store it only where the data owner's secrets go.
+impl KeySwitchKey {
+    /// [`Serializable::from_bytes`] for a key of the kind its use needs: a relinearization key
+    /// read where a Galois key is expected (or any other mix-up) is an error naming both.
+    pub fn from_bytes_as(params: &Arc<Parameters>, bytes: &[u8], want: KeyKind) -> Result<Self> {
+        let key = <Self as Serializable>::from_bytes(params, bytes)?;
+        if key.kind() != want {
+            return Err(err(
+                "key-switching key",
+                format!("a {:?} key, expected a {want:?} key", key.kind()),
+            ));
+        }
+        Ok(key)
+    }
+}
+
+/// Writes a secret key (payload: `u64 key id | N coefficient bytes`, two's complement).
+/// Named explicitly so that a secret is never serialized by accident; the returned buffer
+/// zeroizes itself on drop. Store it only where the data owner's secrets go.
 pub fn secret_key_to_bytes(sk: &SecretKey) -> Zeroizing<Vec<u8>> {
     let coeffs = Zeroizing::new(sk.to_ternary_coefficients());
-    let payload: Zeroizing<Vec<u8>> = Zeroizing::new(coeffs.iter().map(|c| *c as u8).collect());
+    let mut payload: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(8 + coeffs.len()));
+    payload.extend_from_slice(&sk.key_id().get().to_le_bytes());
+    payload.extend(coeffs.iter().map(|c| *c as u8));
     Zeroizing::new(seal(ObjectType::SecretKey, 0, sk.params().hash(), &payload))
 }
 
-/// Reads a secret key written by [`secret_key_to_bytes`].
+/// Reads a secret key written by [`secret_key_to_bytes`], with its [`KeyId`].
 pub fn secret_key_from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<SecretKey> {
+    let what = "secret key";
     let (h, payload) = open(bytes, ObjectType::SecretKey)?;
     check_params(params, &h)?;
-    if payload.len() != params.degree() {
+    if h.flags != 0 {
+        return Err(err(what, format!("unknown flags {:#x}", h.flags)));
+    }
+    if payload.len() != 8 + params.degree() {
         return Err(err(
-            "secret key",
+            what,
             format!(
-                "{} coefficients, expected N = {}",
+                "payload of {} bytes, expected 8 + N = {}",
                 payload.len(),
-                params.degree()
+                8 + params.degree()
             ),
         ));
     }
-    let coeffs: Zeroizing<Vec<i64>> =
-        Zeroizing::new(payload.iter().map(|b| *b as i8 as i64).collect());
-    SecretKey::from_ternary(params, &coeffs)
+    let mut r = Reader { buf: payload, what };
+    let key_id = r.required_key_id()?;
+    let raw = r.take(params.degree())?;
+    r.finish()?;
+    let coeffs: Zeroizing<Vec<i64>> = Zeroizing::new(raw.iter().map(|b| *b as i8 as i64).collect());
+    SecretKey::from_ternary_with_id(params, &coeffs, key_id)
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests;

@@ -25,6 +25,8 @@ use zeroize::Zeroize;
 #[derive(Debug, Clone)]
 pub struct EncapsulationKey {
     params_hash: u64,
+    /// The dense secret's identifier.
+    key_id: crate::rlwe::KeyId,
     ring: Arc<RingContext>,
     b: Poly<Eval>,
     a: Poly<Eval>,
@@ -81,10 +83,16 @@ impl EncapsulationKey {
         ps.as_mut_slice().zeroize();
         Ok(Self {
             params_hash: params.hash(),
+            key_id: sk.key_id(),
             ring,
             b,
             a,
         })
+    }
+
+    /// Identifier of the dense secret key the ciphertexts it switches are under.
+    pub fn key_id(&self) -> crate::rlwe::KeyId {
+        self.key_id
     }
 
     /// Bytes of the key.

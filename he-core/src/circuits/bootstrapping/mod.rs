@@ -344,16 +344,26 @@ impl Bootstrapper {
         let message_ratio = q0 / x.scale();
         let (mut c0, mut c1) = (x.c[0].clone(), x.c[1].clone());
         if let Some(enc) = &self.encapsulation {
+            crate::rlwe::KeyId::check(
+                "sparse-secret encapsulation",
+                Some(enc.key_id()),
+                "the ciphertext",
+                ct.key_id(),
+            )?;
             (c0, c1) = enc.switch(&params, &c0, &c1)?;
         }
         let (mut r0, mut r1) = (self.mod_raise(&c0)?, self.mod_raise(&c1)?);
         if self.encapsulation.is_some() {
             let key = eval.keys()?.switching_key(KeyKind::SparseToDense)?;
+            eval.check_key(&key, KeyKind::SparseToDense, ct.key_id())?;
             let (k0, k1) = key_switch(&params, &r1, &key)?;
             params.ring_q().add_assign(&mut r0, &k0)?;
             r1 = k1;
         }
-        Ok((eval.new_ct(vec![r0, r1], self.raise_scale), message_ratio))
+        Ok((
+            eval.new_ct(vec![r0, r1], self.raise_scale, ct.key_id()),
+            message_ratio,
+        ))
     }
 
     /// Step 4: CoeffToSlot (the factorised inverse DFT); slots hold `y = t/K` (complex: the
