@@ -1,14 +1,14 @@
 //! [`PmemKeyStore`]: evaluation keys served to an evaluator straight from the store.
 
 use crate::error::StoreError;
-use crate::object::{ObjectMeta, ObjectType};
+use crate::object::ObjectType;
 use crate::store::Store;
 use he_core::rlwe::{EvalKeyProvider, KeyId, KeyKind, KeySwitchKey};
 
 /// Caller-metadata tag under which a key's [`KeyId`] is stored (followed by 8 bytes, LE).
 const KEY_ID_TAG: &[u8] = b"key-id:";
 
-fn key_id_meta(id: Option<KeyId>) -> Vec<u8> {
+pub(crate) fn key_id_meta(id: Option<KeyId>) -> Vec<u8> {
     match id {
         Some(id) => [KEY_ID_TAG, &id.get().to_le_bytes()].concat(),
         None => Vec::new(),
@@ -65,19 +65,13 @@ impl PmemKeyStore {
             KeyKind::Galois(g) => self.galois_name(g),
             KeyKind::SparseToDense => self.sparse_to_dense_name(),
         };
-        let meta = ObjectMeta::for_key(key).with_user(key_id_meta(key.key_id()));
-        self.store.put_words(&name, &meta, key.words()).map(|_| ())
+        self.store.put_key(&name, key).map(|_| ())
     }
 
-    /// The key, with the [`KeyId`] restored from the metadata (a key stored without one has
-    /// none, and key switching refuses it).
+    /// The key, with the [`KeyId`] restored from the metadata by [`Store::get_key`] (a key
+    /// stored without one has none, and key switching refuses it).
     fn fetch(&self, name: &str, want: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
         let key = self.store.get_key(name).map_err(|e| to_core(e, name))?;
-        let key_id = self
-            .store
-            .info(name)
-            .and_then(|i| key_id_from_meta(&i.meta.user));
-        let key = key.with_key_id(key_id);
         if key.kind() != want {
             return Err(he_core::Error::MissingKey(format!(
                 "object {name:?} holds a {:?} key, expected {want:?}",
@@ -191,10 +185,8 @@ pub fn decode_key(
             reason: format!("key shape {shape:?} needs {words} words, payload has {found}"),
         });
     }
-    Ok(KeySwitchKey::from_storage(
-        shape,
-        kind,
-        meta.params_hash,
-        payload,
-    )?)
+    Ok(
+        KeySwitchKey::from_storage(shape, kind, meta.params_hash, payload)?
+            .with_key_id(key_id_from_meta(&meta.user)),
+    )
 }

@@ -86,8 +86,10 @@ class Context:
         deterministically) or explicit primes (``q``, ``p``). ``security``: 128 (checked against
         the HomomorphicEncryption.org table) or ``"insecure-for-testing"``."""
     @staticmethod
-    def from_bytes(data: _Bytes) -> "Context":
-        """Loads parameters written by ``to_bytes`` (re-validated, security included)."""
+    def from_bytes(data: _Bytes, allow_insecure: bool = False) -> "Context":
+        """Loads parameters written by ``to_bytes`` (re-validated, security included). A set
+        made with ``security="insecure-for-testing"`` is refused unless ``allow_insecure=True``
+        (or this process already holds a context of exactly those parameters)."""
     @staticmethod
     def bootstrappable(
         preset: Literal["n12-insecure-for-testing", "n16", "n16-no-arcsine"],

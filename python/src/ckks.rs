@@ -10,7 +10,7 @@ use he_core::rlwe::{
     EvalKeyProvider, EvalKeySet, KeyGenerator, KeyKind, KeySwitchKey, Parameters, ParametersIntent,
     ParametersLiteral, PublicKey as CorePk, SecretDistribution, SecretKey as CoreSk, Security,
 };
-use he_core::serialize::{self, ObjectType, Serializable};
+use he_core::serialize::{self, Serializable};
 use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -51,6 +51,15 @@ fn cache() -> &'static Cache {
     CACHE.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+/// Whether a loader accepts parameters saved as insecure-for-testing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InsecureParams {
+    /// Refused with a typed error (the default).
+    Refuse,
+    /// Accepted: the caller opted in by name (`allow_insecure=True`).
+    Allow,
+}
+
 fn cached(hash: u64) -> Option<Arc<Ctx>> {
     let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
     c.retain(|(_, w)| w.strong_count() > 0);
@@ -80,13 +89,20 @@ impl Ctx {
         Ok(ctx)
     }
 
-    /// Loads parameters from HomE's format (reusing a live context with the same hash).
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Res<Arc<Ctx>> {
-        let (h, _) = serialize::open(bytes, ObjectType::Parameters)?;
-        if let Some(c) = cached(h.params_hash) {
+    /// Loads parameters from HomE's format, fully validated, reusing a live context of the
+    /// same parameters. A set saved as insecure-for-testing loads only with
+    /// [`InsecureParams::Allow`], or when this process already holds a context of exactly
+    /// those parameters (it opted in when it made them; the pickle round trip).
+    pub(crate) fn from_bytes(bytes: &[u8], insecure: InsecureParams) -> Res<Arc<Ctx>> {
+        let params = Parameters::from_bytes_allow_insecure(bytes)?;
+        if let Some(c) = cached(params.hash()) {
             return Ok(c);
         }
-        Ctx::of(Parameters::from_bytes(bytes)?)
+        if insecure == InsecureParams::Refuse {
+            // The strict loader gives the typed refusal (or accepts a 128-bit set).
+            return Ctx::of(Parameters::from_bytes(bytes)?);
+        }
+        Ctx::of(params)
     }
 
     fn attached(&self) -> Option<Arc<KeysInner>> {
@@ -525,11 +541,20 @@ impl PyContext {
         PyBytes::new(py, &self.ctx.params.to_bytes())
     }
 
-    /// Loads parameters written by `to_bytes` (re-validated, security included).
+    /// Loads parameters written by `to_bytes` (re-validated, security included). A set made
+    /// with `security="insecure-for-testing"` is refused unless `allow_insecure=True`.
     #[staticmethod]
-    fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (data, allow_insecure=false))]
+    fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>, allow_insecure: bool) -> PyResult<Self> {
         let b = bytes_of(data)?.into_owned();
-        Ok(Self::wrap(guard(py, None, move || Ctx::from_bytes(&b))?))
+        let mode = if allow_insecure {
+            InsecureParams::Allow
+        } else {
+            InsecureParams::Refuse
+        };
+        Ok(Self::wrap(guard(py, None, move || {
+            Ctx::from_bytes(&b, mode)
+        })?))
     }
 
     fn __reduce__<'py>(
@@ -1548,7 +1573,9 @@ pub(crate) fn _restore_native(
     length: Option<usize>,
 ) -> PyResult<PyObject> {
     let pb = bytes_of(params)?.into_owned();
-    let ctx = guard(py, None, move || Ctx::from_bytes(&pb))?;
+    let ctx = guard(py, None, move || {
+        Ctx::from_bytes(&pb, InsecureParams::Refuse)
+    })?;
     let pyctx = Py::new(py, PyContext::wrap(ctx.clone()))?;
     let pyctx = pyctx.bind(py).borrow();
     Ok(match kind {

@@ -229,3 +229,27 @@ def test_decrypt_flooded_with_an_estimated_bound():
     assert before - after > 16, (before, after)
     with pytest.raises(homefhe.HomeError):
         sk.decrypt_flooded(y, float("nan"))
+
+
+def test_insecure_parameters_load_only_by_name():
+    """A blob of insecure-for-testing parameters: refused by default in a process that does not
+    hold them, loaded with allow_insecure=True (finding 6)."""
+    import subprocess
+    import sys
+
+    blob = small_context(log_n=11, q_bits=(50, 40)).to_bytes()
+    code = (
+        "import sys, homefhe\n"
+        "b = sys.stdin.buffer.read()\n"
+        "try:\n"
+        "    homefhe.Context.from_bytes(b)\n"
+        "    print('accepted')\n"
+        "except homefhe.HomeError as e:\n"
+        "    print('refused', e)\n"
+        "print(homefhe.Context.from_bytes(b, allow_insecure=True).degree)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], input=blob, capture_output=True, timeout=120)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    assert out.startswith("refused") and "insecure" in out.lower(), out
+    assert out.strip().endswith("2048"), out

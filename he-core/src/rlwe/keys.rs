@@ -39,6 +39,14 @@ impl KeyShape {
     pub fn words(&self) -> usize {
         2 * self.dnum * self.component_words()
     }
+    /// Total words, `None` where the product overflows (a shape from untrusted input).
+    pub fn checked_words(&self) -> Option<usize> {
+        self.q_limbs
+            .checked_add(self.p_limbs)?
+            .checked_mul(self.n)?
+            .checked_mul(self.dnum)?
+            .checked_mul(2)
+    }
     /// Total bytes.
     pub fn bytes(&self) -> usize {
         8 * self.words()
@@ -83,10 +91,17 @@ impl KeySwitchKey {
         params_hash: u64,
         data: Arc<dyn LimbStorage>,
     ) -> Result<Self> {
-        if data.words().len() != shape.words() {
+        let Some(words) = shape.checked_words() else {
+            return Err(Error::OutOfRange {
+                what: "key shape",
+                found: format!("{shape:?}"),
+                allowed: "a word count that fits the address space".into(),
+            });
+        };
+        if data.words().len() != words {
             return Err(Error::LengthMismatch {
                 what: "key-switching key words",
-                expected: shape.words(),
+                expected: words,
                 found: data.words().len(),
             });
         }

@@ -242,9 +242,11 @@ impl Store {
         }
     }
 
-    /// Stores a key-switching key (relinearization or Galois) with its shape and kind.
+    /// Stores a key-switching key with its shape, kind and [`KeyId`](he_core::rlwe::KeyId)
+    /// (in the caller metadata; [`Store::get_key`] restores it).
     pub fn put_key(&self, key: &str, ksk: &KeySwitchKey) -> Result<ObjectInfo> {
-        self.put_words(key, &ObjectMeta::for_key(ksk), ksk.words())
+        let meta = ObjectMeta::for_key(ksk).with_user(crate::keys::key_id_meta(ksk.key_id()));
+        self.put_words(key, &meta, ksk.words())
     }
 
     /// Maps the object under `key` (or returns it from the cache): zero-copy, checksum-verified
