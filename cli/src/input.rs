@@ -52,7 +52,7 @@ pub fn read_inputs(path: &Path, input_len: usize, scale: f64, shift: f64) -> Res
 }
 
 fn read_idx(b: &[u8], path: &Path, scale: f64, shift: f64) -> Result<Vec<Vec<f64>>> {
-    let dims = b[3] as usize;
+    let dims = b.get(3).copied().unwrap_or(0) as usize;
     if dims == 0 {
         return fail(format!("{}: IDX file with no dimensions", path.display()));
     }

@@ -18,6 +18,14 @@ use std::process::Command;
 const P: u64 = 0xdead_beef;
 
 /// A store of `n` objects, and the byte offset of its last index record.
+/// The tests of this file run one at a time: some spawn `home-store`, and a fork made while
+/// another test holds a store's `flock` shares that lock with the child until its `exec`
+/// (O_CLOEXEC closes it only then), which made a concurrent writable open see "locked".
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn make(name: &str, n: usize) -> (PathBuf, u64) {
     let dir = fresh_dir(name);
     let s = Store::create(&dir, StoreConfig::new(Some(P)).prefetch(false)).unwrap();
@@ -79,6 +87,7 @@ fn segment_names(dir: &Path) -> Vec<std::ffi::OsString> {
 
 #[test]
 fn verify_api_fails_on_damaged_last_record() {
+    let _serial = serial();
     let (dir, _) = damaged("damaged-verify");
     let s = Store::open(&dir, ro()).unwrap();
     assert_eq!(s.list().len(), 2, "the committed prefix is still served");
@@ -91,6 +100,7 @@ fn verify_api_fails_on_damaged_last_record() {
 
 #[test]
 fn cli_verify_fails_on_damaged_last_record() {
+    let _serial = serial();
     let (dir, last) = damaged("damaged-cli");
     let (code, text) = cli_verify(&dir);
     assert_ne!(code, 0, "home-store verify must fail, printed: {text}");
@@ -99,6 +109,7 @@ fn cli_verify_fails_on_damaged_last_record() {
 
 #[test]
 fn writable_open_refuses_and_keeps_everything() {
+    let _serial = serial();
     let (dir, last) = damaged("damaged-open");
     let idx = dir.join(INDEX_FILE);
     let before = fs::read(&idx).unwrap();
@@ -130,6 +141,7 @@ fn writable_open_refuses_and_keeps_everything() {
 /// `create` takes the writer lock before it writes anything.
 #[test]
 fn create_takes_the_writer_lock() {
+    let _serial = serial();
     let dir = fresh_dir("create-lock");
     fs::create_dir_all(&dir).unwrap();
     let lock_path = dir.join(LOCK_FILE);
@@ -153,6 +165,7 @@ fn create_takes_the_writer_lock() {
 
 #[test]
 fn damaged_record_error_names_the_offset_and_read_only_open_reports_it() {
+    let _serial = serial();
     let (dir, last) = damaged("damaged-typed");
     let e = Store::open(&dir, StoreConfig::new(Some(P)).prefetch(false)).unwrap_err();
     match &e {
@@ -175,6 +188,7 @@ fn damaged_record_error_names_the_offset_and_read_only_open_reports_it() {
 
 #[test]
 fn discarding_the_damaged_record_only_by_name() {
+    let _serial = serial();
     let (dir, last) = damaged("damaged-repair");
     // `repair` without the flag does nothing.
     let run = |args: &[&str]| {
@@ -221,6 +235,7 @@ fn discarding_the_damaged_record_only_by_name() {
 /// every truncation inside it, and every unwritten (zeroed) sector of it, is a torn tail.
 #[test]
 fn flips_are_damage_cuts_and_unwritten_sectors_are_torn() {
+    let _serial = serial();
     use pmem_store::recovery::{recover_index, Tail};
     for n in [1usize, 2, 7] {
         let (dir, last) = make(&format!("flip-all-{n}"), n);
@@ -278,6 +293,7 @@ fn flips_are_damage_cuts_and_unwritten_sectors_are_torn() {
 /// A version-1 index (no record head checksum) is refused with a clear error.
 #[test]
 fn version_one_index_is_refused() {
+    let _serial = serial();
     let (dir, _) = make("v1", 1);
     let idx = dir.join(INDEX_FILE);
     let mut b = fs::read(&idx).unwrap();

@@ -20,7 +20,25 @@ pub(super) fn acquire(dir: &Path, io: &Io) -> Result<File> {
         &lock_path,
         "opening lock file",
     )?;
-    if !sys::try_lock_exclusive(&f, &lock_path)? {
+    // A lock that this very process seems to hold, but that this call did not find held, is
+    // the window between a `fork` of another thread and its child's `exec`: the child shares
+    // the open lock file until `exec` closes it (O_CLOEXEC). Wait that window out (≤ 250 ms);
+    // a real second writer in this process keeps holding it and is refused as before.
+    let own = format!("pid {}", std::process::id());
+    let mut locked = sys::try_lock_exclusive(&f, &lock_path)?;
+    for _ in 0..25 {
+        if locked
+            || fs::read_to_string(&lock_path)
+                .map(|s| s.trim().to_string())
+                .ok()
+                != Some(own.clone())
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        locked = sys::try_lock_exclusive(&f, &lock_path)?;
+    }
+    if !locked {
         let holder = fs::read_to_string(&lock_path)
             .ok()
             .map(|s| s.trim().to_string())
