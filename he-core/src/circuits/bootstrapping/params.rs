@@ -63,9 +63,10 @@ pub enum BootstrapPreset {
     /// - `P`: 6 primes of 61 bits, `α = 6` (5 key-switching digits);
     /// - sparse-secret encapsulation with `h = 32` (the dense-to-sparse key lives mod `q_0·p_0`).
     ///
-    /// Measured (BENCHMARKS.md, AVX2 machine): 25.5 bits mean / 23.0 min (Lattigo's statistics,
+    /// Measured (BENCHMARKS.md, AVX2 machine): 24.7 bits mean / 22.3 min (Lattigo's statistics,
     /// inputs uniform in [-1, 1]); keys 7.9 GiB (46 rotations, conjugation, relinearization,
-    /// sparse-to-dense), 3.9 GiB of DFT plaintexts, 23.4 s on one thread.
+    /// sparse-to-dense), 3.9 GiB of DFT plaintexts. With 61-bit EvalMod primes (log2(QP) = 1760,
+    /// above the 1747-bit bound HomE now uses) it gave 25.5 / 23.0 in 23.4 s on one thread.
     N16Levels9,
     /// As [`N16Levels9`](Self::N16Levels9) without the arcsine correction: 2 levels fewer in
     /// EvalMod, so `P` has room for `α = 7` (4 digits; `log2(QP) = 1699`), message ratio `2^8`
