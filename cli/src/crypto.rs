@@ -84,17 +84,7 @@ pub fn decode_outputs(
     let slots = encoder.params().slots();
     let decoded = cts
         .par_iter()
-        .map(|c| -> he_nn::Result<Vec<f64>> {
-            let pt = match flooding {
-                Some(f) => {
-                    decryptor
-                        .decrypt_flooded(c, &f.estimate(c.scale())?, &f.config)?
-                        .0
-                }
-                None => decryptor.decrypt(c)?,
-            };
-            Ok(encoder.decode(&pt)?)
-        })
+        .map(|c| he_nn::flooding::decrypt_output(encoder, decryptor, flooding, c))
         .collect::<he_nn::Result<Vec<_>>>()
         .ctx("decrypting")?;
     match mode {

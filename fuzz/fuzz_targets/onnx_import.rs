@@ -11,7 +11,7 @@
 #![no_main]
 use he_nn::onnx::{
     import_model_with_limits, import_onnx_with_limits, AttributeProto, Dimension, ImportLimits,
-    ImportOptions, ModelProto,
+    ImportOptions, ModelProto, SUPPORTED_OPERATORS,
 };
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
@@ -37,28 +37,16 @@ const EDGES: [i64; 16] = [
     i64::MIN,
     108,
 ];
-const OPS: [&str; 20] = [
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Pow",
-    "AveragePool",
-    "GlobalAveragePool",
-    "BatchNormalization",
-    "Flatten",
-    "Reshape",
-    "Relu",
-    "Gelu",
-    "Identity",
-    "Dropout",
-    "Constant",
-    "Softmax",
-    "",
-    "MaxPool",
-];
+/// Operator types a mutation sets: every supported one, then three the importer refuses.
+fn op_type(i: usize) -> &'static str {
+    const REFUSED: [&str; 3] = ["Softmax", "", "MaxPool"];
+    SUPPORTED_OPERATORS
+        .get(i)
+        .or_else(|| REFUSED.get(i.checked_sub(SUPPORTED_OPERATORS.len())?))
+        .copied()
+        .unwrap_or("")
+}
+const OP_TYPES: usize = SUPPORTED_OPERATORS.len() + 3;
 const ATTRS: [&str; 12] = [
     "pads",
     "strides",
@@ -262,7 +250,7 @@ fn mutate(m: &mut ModelProto, b: &mut Bytes) {
                         );
                     }
                 }
-                10 => node.op_type = OPS[b.idx(OPS.len())].to_string(),
+                10 => node.op_type = op_type(b.idx(OP_TYPES)).to_string(),
                 11 => {
                     let name = all.get(b.idx(all.len())).cloned().unwrap_or_default();
                     match b.u8() % 4 {

@@ -198,15 +198,7 @@ impl Plan {
         decryptor: &Decryptor<'_>,
         c: &he_core::ckks::Ciphertext,
     ) -> Result<Vec<f64>> {
-        let pt = match &self.flooding {
-            Some(f) => {
-                decryptor
-                    .decrypt_flooded(c, &f.estimate(c.scale())?, &f.config)?
-                    .0
-            }
-            None => decryptor.decrypt(c)?,
-        };
-        Ok(encoder.decode(&pt)?)
+        crate::flooding::decrypt_output(encoder, decryptor, self.flooding.as_ref(), c)
     }
 
     /// Slot vectors of the output ciphertexts into one vector per input.

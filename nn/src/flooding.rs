@@ -22,7 +22,7 @@
 use crate::error::{NnError, Result};
 use crate::plan::Plan;
 use crate::sim::Gaussian;
-use he_core::ckks::{FloodingConfig, NoiseEstimate};
+use he_core::ckks::{Ciphertext, Decryptor, Encoder, FloodingConfig, NoiseEstimate};
 
 /// The bound is this many times the simulated RMS error (2 bits).
 const MARGIN: f64 = 4.0;
@@ -96,10 +96,28 @@ impl OutputFlooding {
             log2_sigma: 0.0,
             log2_rms_before: rms.log2(),
         };
-        let floor = NoiseEstimate::parameter_floor(&plan.params).log2_l2_norm();
-        let noise = f.estimate(scale)?.log2_l2_norm().max(floor).ceil();
-        let half_slots = (plan.params.slots() as f64).log2() / 2.0;
-        f.log2_sigma = noise + config.log2_factor() + half_slots - scale.log2();
+        f.log2_sigma = config
+            .report(&plan.params, &f.estimate(scale)?, scale)
+            .slot_log2_sigma;
         Ok(f)
     }
+}
+
+/// Decrypts and decodes one output ciphertext, with `flooding` where given (what
+/// [`Plan::decrypt`] does per ciphertext; the CLI calls it with the bound from `keys.json`).
+pub fn decrypt_output(
+    encoder: &Encoder,
+    decryptor: &Decryptor<'_>,
+    flooding: Option<&OutputFlooding>,
+    c: &Ciphertext,
+) -> Result<Vec<f64>> {
+    let pt = match flooding {
+        Some(f) => {
+            decryptor
+                .decrypt_flooded(c, &f.estimate(c.scale())?, &f.config)?
+                .0
+        }
+        None => decryptor.decrypt(c)?,
+    };
+    Ok(encoder.decode(&pt)?)
 }

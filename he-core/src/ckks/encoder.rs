@@ -68,12 +68,10 @@ impl Encoder {
             .map(|l| BaseConverter::new(&RnsBasis::new(&params.q()[..l])?, &aux))
             .collect::<Result<Vec<_>>>()?;
         let moduli = params.ring_q().moduli();
-        let wide = (1..=moduli.len())
-            .map(|l| {
-                let m = moduli.get(..l).unwrap_or(moduli);
-                let log2_q: f64 = m.iter().map(|q| (q.value() as f64).log2()).sum();
-                (log2_q >= AUX_EXACT_LOG2_Q)
-                    .then(|| WideComposer::new(m))
+        let wide = (0..moduli.len())
+            .map(|level| {
+                (params.log_q_at(level) >= AUX_EXACT_LOG2_Q)
+                    .then(|| WideComposer::new(moduli.get(..=level).unwrap_or(moduli)))
                     .transpose()
             })
             .collect::<Result<Vec<_>>>()?;
@@ -203,27 +201,22 @@ impl Encoder {
         Ok(coeffs)
     }
 
+    /// `Q_level` as an integer, `None` where it does not fit a `u128`.
+    fn q_product(&self, level: usize) -> Option<u128> {
+        self.params
+            .q()
+            .iter()
+            .take(level + 1)
+            .try_fold(1u128, |a, q| a.checked_mul(*q as u128))
+    }
+
     /// Refuses coefficients that could not be decoded back at `level`: magnitude `≥ Q_l/4`
     /// (the decoder's bound, see [`Encoder::decode_complex`]).
     fn check_coefficients_fit(&self, coeffs: &[i128], level: usize) -> Result<()> {
-        let log2_q: f64 = self
-            .params
-            .ring_q()
-            .moduli()
-            .iter()
-            .take(level + 1)
-            .map(|m| (m.value() as f64).log2())
-            .sum();
+        let log2_q = self.params.log_q_at(level);
         let max = coeffs.iter().map(|c| c.unsigned_abs()).max().unwrap_or(0);
-        // Exact for Q_l < 2^128; above, every i128 (< 2^126 by construction) fits.
-        let fits = if log2_q < 127.0 {
-            let q_l: u128 = self.params.ring_q().moduli()[..=level]
-                .iter()
-                .fold(1u128, |a, m| a * m.value() as u128);
-            max < q_l / 4
-        } else {
-            true
-        };
+        // Exact where Q_l fits a u128; above, every i128 (< 2^126 by construction) fits.
+        let fits = self.q_product(level).is_none_or(|q_l| max < q_l / 4);
         if fits {
             Ok(())
         } else {
@@ -312,11 +305,10 @@ impl Encoder {
             return wide.compose_scaled(p.as_slice(), n, inv_scale);
         }
         let moduli = self.params.ring_q().moduli();
-        let q_l: u128 = moduli[..limbs]
-            .iter()
-            .fold(1u128, |a, m| a.saturating_mul(m.value() as u128));
+        // Below 2^120 here (the wide composer takes the levels above).
+        let q_l = self.q_product(limbs - 1).unwrap_or(u128::MAX);
         let quarter = (q_l / 4) as i128;
-        let log2_q = (q_l as f64).log2();
+        let log2_q = self.params.log_q_at(limbs - 1);
         let check = |x: i128| -> Result<f64> {
             if x.unsigned_abs() >= quarter.unsigned_abs() {
                 return Err(super::decode::wrapped(

@@ -115,13 +115,7 @@ impl Evaluator {
     /// Refuses a scale that has outgrown the modulus at `level`: with `scale ≥ Q_l` not even a
     /// value of magnitude 1/4 can be decrypted, so the product would be silently wrapped.
     pub(crate) fn check_scale_fits(&self, scale: f64, level: usize, operation: &str) -> Result<()> {
-        let log2_q: f64 = self
-            .params
-            .q()
-            .iter()
-            .take(level + 1)
-            .map(|q| (*q as f64).log2())
-            .sum();
+        let log2_q = self.params.log_q_at(level);
         if scale.is_finite() && scale >= 1.0 && scale.log2() < log2_q {
             return Ok(());
         }

@@ -75,6 +75,20 @@ impl FloodingConfig {
     pub fn log2_factor(&self) -> f64 {
         self.statistical_security as f64 / 2.0 + 1.0 + (self.decryptions as f64).log2() / 2.0
     }
+
+    /// What flooding a ciphertext of scale `scale` under `params` with bound `estimate` adds
+    /// (the figures [`Decryptor::decrypt_flooded`] reports), without decrypting: planners use
+    /// it to predict the precision left.
+    pub fn report(&self, params: &Parameters, estimate: &NoiseEstimate, scale: f64) -> FloodReport {
+        let floor = NoiseEstimate::parameter_floor(params);
+        let noise = estimate.log2_l2.max(floor.log2_l2).ceil();
+        let flood_log2_sigma = noise + self.log2_factor();
+        FloodReport {
+            noise_log2_l2: noise,
+            flood_log2_sigma,
+            slot_log2_sigma: flood_log2_sigma + (params.slots() as f64).log2() / 2.0 - scale.log2(),
+        }
+    }
 }
 
 /// A bound on the ℓ2 norm of a ciphertext's error polynomial (coefficient domain, in units of
@@ -210,15 +224,9 @@ impl Decryptor<'_> {
         config.check()?;
         let pt = self.decrypt(ct)?;
         let params = self.secret_key().params();
-        let floor = NoiseEstimate::parameter_floor(params);
-        let noise = estimate.log2_l2.max(floor.log2_l2).ceil();
-        let log2_sigma = noise + config.log2_factor();
-        let log2_q: f64 = params
-            .q()
-            .iter()
-            .take(ct.level() + 1)
-            .map(|q| (*q as f64).log2())
-            .sum();
+        let report = config.report(params, estimate, pt.scale());
+        let log2_sigma = report.flood_log2_sigma;
+        let log2_q = params.log_q_at(ct.level());
         // 8σ tail bound (probability < 2^-46 per coefficient), below Q_l/8 with room for the
         // message; and the sampler's i128 range.
         if log2_sigma + 3.0 > (log2_q - 3.0).min(120.0) {
@@ -237,11 +245,6 @@ impl Decryptor<'_> {
         let f = rq.to_eval(rq.from_i128(&flood, ct.level() + 1)?)?;
         let mut poly = pt.poly().clone();
         rq.add_assign(&mut poly, &f)?;
-        let report = FloodReport {
-            noise_log2_l2: noise,
-            flood_log2_sigma: log2_sigma,
-            slot_log2_sigma: log2_sigma + ((n / 2) as f64).log2() / 2.0 - pt.scale().log2(),
-        };
         Ok((Plaintext::new(poly, pt.scale(), params.hash()), report))
     }
 }

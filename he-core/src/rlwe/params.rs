@@ -428,6 +428,15 @@ impl Parameters {
     pub fn dnum(&self) -> usize {
         self.ks.dnum()
     }
+    /// `log2(Q_level)`: the bits of the first `level + 1` primes of `Q` (all of them when
+    /// `level` is beyond the chain).
+    pub fn log_q_at(&self, level: usize) -> f64 {
+        self.q
+            .iter()
+            .take(level.saturating_add(1))
+            .map(|x| (*x as f64).log2())
+            .sum()
+    }
     /// `log2(QP)`.
     pub fn log_qp(&self) -> f64 {
         self.q

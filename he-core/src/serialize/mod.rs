@@ -506,12 +506,7 @@ fn check_level_scale(
             format!("scale {scale}: expected a finite number >= 1"),
         ));
     }
-    let log_q: f64 = params
-        .q()
-        .iter()
-        .take(level + 1)
-        .map(|q| (*q as f64).log2())
-        .sum();
+    let log_q = params.log_q_at(level);
     if scale.log2() >= log_q {
         return Err(err(
             what,

@@ -5,7 +5,7 @@
 
 use he_nn::onnx::{
     AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto,
+    TensorShapeProto, TensorTypeProto, TypeProto, ValueInfoProto, SUPPORTED_OPERATORS,
 };
 use prost::Message;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -329,28 +329,8 @@ pub const EDGES: [i64; 15] = [
     i64::MIN,
 ];
 
-const OPS: [&str; 20] = [
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Pow",
-    "AveragePool",
-    "GlobalAveragePool",
-    "BatchNormalization",
-    "Flatten",
-    "Reshape",
-    "Relu",
-    "Gelu",
-    "Identity",
-    "Dropout",
-    "Constant",
-    "Softmax",
-    "",
-    "Sigmoid",
-];
+/// Operator types a mutation sets: every supported one, then three the importer refuses.
+const REFUSED_OPS: [&str; 3] = ["Softmax", "", "Sigmoid"];
 
 /// One structured mutation of a decoded model.
 #[derive(Debug, Clone)]
@@ -491,7 +471,12 @@ pub fn single_mutations(m: &ModelProto) -> Vec<Mutation> {
                     .map(|v| AttrAdd(n, name, *v)),
             );
         }
-        out.extend(OPS.iter().map(|o| OpType(n, o)));
+        out.extend(
+            SUPPORTED_OPERATORS
+                .iter()
+                .chain(&REFUSED_OPS)
+                .map(|o| OpType(n, o)),
+        );
         for j in 0..node.input.len() {
             out.extend((0..nnames).map(|k| NodeInput(n, j, k)));
             out.push(NodeInputRemove(n, j));
