@@ -1,0 +1,170 @@
+//! What a plan costs and says: bytes of ciphertexts, keys and plaintexts, the memory
+//! estimate, and the human-readable report.
+
+use super::{MemoryEstimate, Mode, Plan, Step, StepOp};
+
+impl Plan {
+    /// Bytes of one ciphertext at `level`.
+    pub fn ciphertext_bytes(&self, level: usize) -> usize {
+        2 * (level + 1) * self.params.degree() * 8
+    }
+
+    /// Bytes of one key-switching key.
+    pub fn key_bytes(&self) -> usize {
+        let p = &self.params;
+        p.dnum() * 2 * (p.q().len() + p.p().len()) * p.degree() * 8
+    }
+
+    /// Bytes of the plaintexts a step pre-encodes (latency mode): a linear layer's diagonals
+    /// over `Q_l ∪ P` at its input level `l` (`l + 1` limbs of `Q` and all of `P`, as
+    /// [`LinearTransform`](he_core::circuits::lintrans::LinearTransform) stores them) and its
+    /// bias over `Q` at its output level; a constant addition's packed constant at its level.
+    pub fn plaintext_bytes(&self, s: &Step) -> usize {
+        let n8 = self.params.degree() * 8;
+        if self.mode != Mode::Latency {
+            return 0;
+        }
+        match (&s.op, &s.packed) {
+            (StepOp::Linear(_), Some(p)) => {
+                let diag_limbs = s.level + 2 + self.params.p().len();
+                p.diagonal_count() * diag_limbs * n8 + p.output.tiles * (s.level + 1) * n8
+            }
+            (StepOp::AddConst(_), _) => s.layout.tiles * (s.level + 1) * n8,
+            _ => 0,
+        }
+    }
+
+    /// Whether relinearization is needed (any ciphertext product).
+    pub fn needs_relinearization(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.op, StepOp::Square | StepOp::Poly { .. }))
+    }
+
+    pub(super) fn estimate_memory(&self) -> MemoryEstimate {
+        let last_use: Vec<usize> = {
+            let mut lu: Vec<usize> = (0..self.steps.len()).collect();
+            for (i, s) in self.steps.iter().enumerate() {
+                for &j in &s.inputs {
+                    lu[j] = lu[j].max(i);
+                }
+            }
+            if let Some(l) = lu.last_mut() {
+                *l = usize::MAX;
+            }
+            lu
+        };
+        let count = |s: &Step| match self.mode {
+            Mode::Throughput => s.len,
+            Mode::Latency => s.layout.tiles,
+        };
+        let mut peak = 0;
+        for i in 0..self.steps.len() {
+            let live: usize = (0..=i)
+                .filter(|&j| last_use[j] >= i && !matches!(self.steps[j].op, StepOp::Reshape))
+                .map(|j| count(&self.steps[j]) * self.ciphertext_bytes(self.steps[j].level))
+                .sum();
+            peak = peak.max(live);
+        }
+        let keys = (usize::from(self.needs_relinearization()) + self.galois_elements.len())
+            * self.key_bytes();
+        let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
+        MemoryEstimate {
+            ciphertexts: peak,
+            keys,
+            plaintexts,
+        }
+    }
+
+    /// Input length.
+    pub fn input_len(&self) -> usize {
+        self.steps[0].len
+    }
+
+    /// Output length.
+    pub fn output_len(&self) -> usize {
+        self.steps.last().map(|s| s.len).unwrap_or(0)
+    }
+
+    /// Maximum inputs per batch: `N/2` in throughput mode, 1 in latency mode.
+    pub fn batch_capacity(&self) -> usize {
+        match self.mode {
+            Mode::Throughput => self.params.slots(),
+            Mode::Latency => 1,
+        }
+    }
+
+    /// A multi-line human-readable report: parameters, per-step levels and scales, keys,
+    /// approximations, memory.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "mode {:?}; parameters {}\ndepth {} (inputs encrypted at level {}), batch capacity {}\n",
+            self.mode,
+            self.params.describe(),
+            self.depth,
+            self.top_level,
+            self.batch_capacity()
+        );
+        for (i, st) in self.steps.iter().enumerate() {
+            let what = match &st.op {
+                StepOp::Input => "input".to_string(),
+                StepOp::Linear(l) => format!("{} ({} nonzeros)", l.kind, l.nnz()),
+                StepOp::AddConst(_) => "add constant".into(),
+                StepOp::Square => "square".into(),
+                StepOp::Poly { poly, prescale } => format!(
+                    "poly deg {} (depth {}{})",
+                    poly.degree(),
+                    poly.depth(),
+                    if *prescale { " +1" } else { "" }
+                ),
+                StepOp::Add => format!("add {:?}", st.inputs),
+                StepOp::Reshape => "reshape".into(),
+            };
+            let pack = match &st.packed {
+                Some(p) => format!(
+                    ", {} diagonals in {} blocks, n1 = {}, period {} -> {}",
+                    p.diagonal_count(),
+                    p.blocks.len(),
+                    p.n1,
+                    p.input.period,
+                    p.output.period
+                ),
+                None => String::new(),
+            };
+            s += &format!(
+                "  [{i}] {:<28} {:<44} len {:>5} level {} scale 2^{:.3}{pack}\n",
+                st.name,
+                what,
+                st.len,
+                st.level,
+                self.scales[st.level].log2()
+            );
+        }
+        if self.mode == Mode::Latency {
+            s += &format!(
+                "rotation steps ({}): {:?}\n",
+                self.rotation_steps.len(),
+                self.rotation_steps
+            );
+        }
+        for a in &self.approximations {
+            s += &format!("approximation {a}\n");
+        }
+        s += &match &self.flooding {
+            Some(f) => format!(
+                "noise flooding of outputs: s = {}, t = {}; simulated error 2^{:.1} before, flooding noise 2^{:.1} per output after\n",
+                f.config.statistical_security, f.config.decryptions, f.log2_rms_before, f.log2_sigma
+            ),
+            None => "noise flooding of outputs: off (results must not leave the client)\n".into(),
+        };
+        let mb = |b: usize| b as f64 / (1u64 << 20) as f64;
+        s += &format!(
+            "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, total {:.0} MiB",
+            mb(self.memory.ciphertexts),
+            mb(self.memory.keys),
+            mb(self.memory.plaintexts),
+            mb(self.memory.total())
+        );
+        s
+    }
+}
