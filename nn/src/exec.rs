@@ -3,6 +3,7 @@
 
 use crate::error::{shape_err, NnError, Result};
 use crate::plan::{Mode, PackedLayout, PackedLinear, Plan, StepOp};
+use he_core::circuits::bootstrapping::{BootstrapKeys, Bootstrapper, EncapsulationKey};
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
@@ -14,7 +15,8 @@ use std::sync::Arc;
 
 /// The keys of a plan: secret (client), public (client), evaluation keys (server) —
 /// relinearization if the plan multiplies ciphertexts, and Galois keys for exactly the plan's
-/// rotation steps.
+/// rotation steps; with bootstrapping also its keys (conjugation, the DFTs' rotations, the
+/// sparse-to-dense key) and the encapsulation key.
 #[derive(Debug)]
 pub struct Keys {
     /// Secret key.
@@ -23,6 +25,9 @@ pub struct Keys {
     pub public: PublicKey,
     /// Evaluation keys.
     pub eval: Arc<EvalKeySet>,
+    /// The dense-to-sparse encapsulation key of a bootstrapping plan whose configuration
+    /// uses a sparse ephemeral secret (server side, with the evaluation keys).
+    pub encapsulation: Option<EncapsulationKey>,
 }
 
 /// How an [`EncryptedTensor`] is packed.
@@ -68,16 +73,44 @@ impl Plan {
     pub fn generate_keys(&self) -> Result<Keys> {
         let secret = SecretKey::generate(&self.params)?;
         let public = PublicKey::generate(&secret)?;
-        let eval = EvalKeySet::generate(
-            &secret,
-            self.needs_relinearization(),
-            &self.rotation_steps,
-            false,
-        )?;
+        let (eval, encapsulation) = match &self.bootstrap {
+            None => (
+                EvalKeySet::generate(
+                    &secret,
+                    self.needs_relinearization(),
+                    &self.rotation_steps,
+                    false,
+                )?,
+                None,
+            ),
+            Some(config) => {
+                // Bootstrapping's own keys, then the plan's rotations it does not have.
+                let BootstrapKeys {
+                    mut eval_keys,
+                    encapsulation,
+                } = BootstrapKeys::generate(&secret, config)?;
+                let have: std::collections::BTreeSet<u64> =
+                    he_core::rlwe::EvalKeyProvider::galois_elements(&eval_keys)
+                        .into_iter()
+                        .collect();
+                let n = self.params.degree();
+                let missing: Vec<i64> = self
+                    .rotation_steps
+                    .iter()
+                    .copied()
+                    .filter(|s| !have.contains(&he_core::rlwe::galois_element_for_rotation(n, *s)))
+                    .collect();
+                for k in he_core::rlwe::KeyGenerator::new(&secret).rotation_keys(&missing, false)? {
+                    eval_keys.insert(k);
+                }
+                (eval_keys, encapsulation)
+            }
+        };
         Ok(Keys {
             secret,
             public,
             eval: Arc::new(eval),
+            encapsulation,
         })
     }
 
@@ -249,6 +282,8 @@ pub struct Engine {
     plan: Plan,
     eval: Evaluator,
     encoded: Vec<Option<Encoded>>,
+    /// The bootstrapper of a plan with bootstrap steps.
+    bootstrapper: Option<Bootstrapper>,
 }
 
 fn int_const(c: f64, scale: f64) -> Result<i64> {
@@ -265,8 +300,38 @@ fn int_const(c: f64, scale: f64) -> Result<i64> {
 impl Engine {
     /// Builds the engine: in latency mode, encodes every linear layer's blocks as he-core
     /// [`LinearTransform`]s at the layer's input level and scale, and the biases and added
-    /// constants at their levels and scales, so that a run encodes nothing.
+    /// constants at their levels and scales, so that a run encodes nothing. A plan with
+    /// bootstraps whose configuration uses a sparse ephemeral secret needs
+    /// [`with_encapsulation`](Self::with_encapsulation).
     pub fn new(plan: &Plan, keys: Arc<dyn EvalKeyProvider>) -> Result<Self> {
+        Self::with_encapsulation(plan, keys, None)
+    }
+
+    /// As [`new`](Self::new), with the encapsulation key of a bootstrapping plan
+    /// ([`Keys::encapsulation`]); the bootstrapper's DFT factors are encoded here too.
+    pub fn with_encapsulation(
+        plan: &Plan,
+        keys: Arc<dyn EvalKeyProvider>,
+        encapsulation: Option<EncapsulationKey>,
+    ) -> Result<Self> {
+        let bootstrapper = match &plan.bootstrap {
+            Some(config) if plan.bootstrap_count() > 0 => {
+                if config.sparse_secret.is_some() && encapsulation.is_none() {
+                    return Err(NnError::Invalid(
+                        "the plan bootstraps with a sparse ephemeral secret: build the engine \
+                         with Engine::with_encapsulation and the keys' encapsulation key"
+                            .into(),
+                    ));
+                }
+                Some(Bootstrapper::new(
+                    &plan.params,
+                    config,
+                    keys.clone(),
+                    encapsulation,
+                )?)
+            }
+            _ => None,
+        };
         let eval = Evaluator::with_keys(&plan.params, keys)?;
         let enc = eval.encoder().clone();
         let slots = plan.params.slots();
@@ -329,6 +394,7 @@ impl Engine {
             plan: plan.clone(),
             eval,
             encoded,
+            bootstrapper,
         })
     }
 
@@ -474,6 +540,30 @@ impl Engine {
                                 ct.clone()
                             };
                             Ok(pe.evaluate(&u, &poly.series, target)?)
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                }
+                StepOp::Bootstrap { divide, multiply } => {
+                    let boot = self.bootstrapper.as_ref().ok_or_else(|| {
+                        NnError::Invalid(format!(
+                            "internal: bootstrap step {} without a bootstrapper",
+                            st.name
+                        ))
+                    })?;
+                    // Sequential: bootstrapping parallelises inside (and holds gigabytes).
+                    x.iter()
+                        .map(|ct| {
+                            let mut c = ct.clone();
+                            if *divide != 1.0 {
+                                // Re-label: the same residues encrypt v / divide.
+                                let s = c.scale() * divide;
+                                self.eval.set_scale(&mut c, s)?;
+                            }
+                            let mut y = boot.bootstrap(&c)?;
+                            if *multiply != 1 {
+                                self.eval.mul_int_assign(&mut y, *multiply as i64)?;
+                            }
+                            Ok(y)
                         })
                         .collect::<Result<Vec<_>>>()?
                 }

@@ -52,6 +52,11 @@ pub struct NoiseModel {
     pub fresh: f64,
     /// Rescaling rounding noise `sqrt(N(1+h)/24)/Δ`, `h = 2N/3` (uniform ternary secret).
     pub rescale: f64,
+    /// Error of one bootstrap on a value in `[-1, 1]` (absolute, before the bootstrap's
+    /// integer multiplication): `2^-22`, below what HomE's presets measure (at `N = 2^16`
+    /// 24.7 bits mean and 22.3 bits minimum, BENCHMARKS.md; the tests check the insecure
+    /// `N = 2^12` preset against it too).
+    pub bootstrap: f64,
 }
 
 impl NoiseModel {
@@ -64,6 +69,7 @@ impl NoiseModel {
         Self {
             fresh: r,
             rescale: r,
+            bootstrap: 2f64.powi(-22),
         }
     }
 }
@@ -225,6 +231,15 @@ impl Plan {
                     a.iter().zip(b).map(|(x, y)| x + y).collect()
                 }
                 StepOp::Reshape => vals[st.inputs[0]].clone(),
+                StepOp::Bootstrap { divide, multiply } => {
+                    let mut u: Vec<f64> = vals[st.inputs[0]].iter().map(|v| v / divide).collect();
+                    if let Some(m) = noise.model {
+                        noise.add(&mut u, m.bootstrap);
+                    }
+                    let m = *multiply as f64;
+                    u.iter_mut().for_each(|v| *v *= m);
+                    u
+                }
             };
             vals.push(v);
         }

@@ -11,14 +11,17 @@ use crate::error::{NnError, Result};
 use crate::flooding::OutputFlooding;
 use crate::network::{Activation, Linear, Network, Op};
 use crate::poly::FittedPoly;
+use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset, Bootstrapper};
 use he_core::ckks::FloodingConfig;
 use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+mod bootstrap;
 mod packing;
 mod report;
 
+pub use bootstrap::Bootstrapping;
 pub use packing::{PackedBlock, PackedLayout, PackedLinear};
 
 /// How inputs are packed into ciphertext slots.
@@ -67,6 +70,9 @@ pub struct PlanOptions {
     /// the planner raises the degree until it is (at each degree it already takes the largest
     /// scale that fits). Default 6: about 0.016 of noise per logit at most.
     pub flooded_output_bits: u32,
+    /// Bootstrapping (latency mode): default [`Bootstrapping::Auto`], only when the network
+    /// fits no secure chain.
+    pub bootstrapping: Bootstrapping,
 }
 
 impl PlanOptions {
@@ -85,6 +91,7 @@ impl PlanOptions {
             bound_margin: 1.1,
             flooding: Some(FloodingConfig::default()),
             flooded_output_bits: 6,
+            bootstrapping: Bootstrapping::Auto,
         }
     }
 }
@@ -112,6 +119,15 @@ pub enum StepOp {
     Add,
     /// Shape change only.
     Reshape,
+    /// CKKS bootstrapping (latency mode): the value `v` is divided by `divide` (a re-labelled
+    /// scale, no level), bootstrapped back to the levels the configuration leaves, and
+    /// multiplied by the integer `multiply` (no level); see [`Bootstrapping`].
+    Bootstrap {
+        /// Divisor bringing the value into `[-1, 1]`.
+        divide: f64,
+        /// Integer factor applied after.
+        multiply: u64,
+    },
 }
 
 /// One step of a plan.
@@ -163,10 +179,13 @@ pub struct Plan {
     pub params: Arc<Parameters>,
     /// Steps in order (step 0 is the input).
     pub steps: Vec<Step>,
-    /// Levels consumed by the network.
+    /// Levels consumed by the network (all segments between bootstraps together).
     pub depth: usize,
-    /// Level at which inputs are encrypted (= depth).
+    /// Level at which inputs are encrypted (= depth without bootstrapping, the levels a
+    /// bootstrap leaves with it).
     pub top_level: usize,
+    /// The bootstrapping configuration when the plan has [`StepOp::Bootstrap`] steps.
+    pub bootstrap: Option<BootstrapConfig>,
     /// Canonical scale per level (`scales[l]`, `l <= top_level`).
     pub scales: Vec<f64>,
     /// Rotation steps needed (latency mode; empty in throughput mode).
@@ -279,6 +298,42 @@ impl Plan {
             rel[i] = inl - cost(&steps[i].op) as i64;
         }
         let depth = (-rel.iter().copied().min().unwrap_or(0)) as usize;
+        let lowered = Lowered {
+            steps,
+            rel,
+            depth,
+            maxabs,
+            approximations,
+        };
+        match &opts.bootstrapping {
+            Bootstrapping::Off => Self::plan_one_chain(opts, &lowered),
+            Bootstrapping::With(c) => Self::plan_bootstrapped(opts, lowered, c),
+            Bootstrapping::Auto => match Self::plan_one_chain(opts, &lowered) {
+                Err(NnError::DepthExceeded { .. })
+                    if opts.mode == Mode::Latency && opts.parameters.is_none() =>
+                {
+                    let c = BootstrapConfig::preset(BootstrapPreset::N16Levels9);
+                    Self::plan_bootstrapped(opts, lowered, &c)
+                }
+                r => r,
+            },
+        }
+    }
+
+    /// Planning without bootstraps: the whole network in one chain.
+    fn plan_one_chain(opts: &PlanOptions, lowered: &Lowered) -> Result<Self> {
+        let Lowered {
+            steps,
+            rel,
+            depth,
+            maxabs,
+            approximations,
+        } = lowered;
+        let depth = *depth;
+        let mut steps = steps.clone();
+        for (s, r) in steps.iter_mut().zip(rel) {
+            s.level = (depth as i64 + r).max(0) as usize;
+        }
         // 4. Parameters.
         let out_max = maxabs.last().copied().unwrap_or(0.0);
         let int_bits = opts.int_bits.unwrap_or(if out_max > 0.0 {
@@ -306,7 +361,13 @@ impl Plan {
                     }
                 },
             };
-            let mut plan = Self::with_parameters(opts, params, steps.clone(), &rel, depth)?;
+            if depth > params.max_level() {
+                return Err(NnError::DepthExceeded {
+                    needed: depth,
+                    available: params.max_level(),
+                });
+            }
+            let mut plan = Self::with_parameters(opts, params, steps.clone(), depth, depth, None)?;
             plan.approximations = approximations.clone();
             plan.calibrated_max = maxabs.clone();
             let Some(config) = opts.flooding else {
@@ -339,23 +400,107 @@ impl Plan {
         }))
     }
 
-    /// Steps 5-6 of planning for one parameter set: levels, scales, packing, keys, memory.
+    /// Planning with bootstraps: the configuration's chain, inputs encrypted at the levels a
+    /// bootstrap leaves, bootstraps placed where they run out ([`Bootstrapping`]).
+    fn plan_bootstrapped(
+        opts: &PlanOptions,
+        lowered: Lowered,
+        config: &BootstrapConfig,
+    ) -> Result<Self> {
+        if opts.mode != Mode::Latency {
+            return Err(NnError::Invalid(
+                "bootstrapping needs latency mode (throughput mode would bootstrap every \
+                 element's ciphertext): use Mode::Latency or a shallower network"
+                    .into(),
+            ));
+        }
+        let params = match &opts.parameters {
+            Some(p) => {
+                config.check(p)?;
+                p.clone()
+            }
+            None => config.parameters()?,
+        };
+        let top = config.levels_after();
+        let step_max = bootstrap::lowered_maxabs(&lowered.steps, &opts.calibration)?;
+        let placed = bootstrap::place_bootstraps(
+            lowered.steps,
+            top,
+            &step_max,
+            opts.bound_margin,
+            !opts.calibration.is_empty(),
+        )?;
+        let mut plan = Self::with_parameters(
+            opts,
+            params,
+            placed.steps,
+            top,
+            lowered.depth,
+            Some(config.clone()),
+        )?;
+        plan.approximations = lowered.approximations;
+        // Activations whose 1/B a bootstrap applies: say so in their approximation line.
+        for st in &plan.steps {
+            if let (
+                StepOp::Poly {
+                    prescale: false, ..
+                },
+                Some(&j),
+            ) = (&st.op, st.inputs.first())
+            {
+                let absorbed = matches!(
+                    plan.steps.get(j).map(|s| &s.op),
+                    Some(StepOp::Bootstrap { multiply: 1, .. })
+                );
+                let prefix = format!("{}: ", st.name);
+                if let (true, Some(a)) = (
+                    absorbed,
+                    plan.approximations
+                        .iter_mut()
+                        .find(|a| a.starts_with(&prefix)),
+                ) {
+                    *a = a.replace(
+                        ", +1 level for x/B",
+                        ", 1/B applied by the bootstrap before it",
+                    );
+                }
+            }
+        }
+        plan.calibrated_max = placed.maxabs;
+        if let Some(config) = opts.flooding {
+            let f = OutputFlooding::predict(&plan, config, &opts.calibration)?;
+            if f.log2_sigma > -(opts.flooded_output_bits as f64) {
+                return Err(NnError::Invalid(format!(
+                    "noise flooding of the outputs (s = {}) leaves 2^{:.1} of noise per output \
+                     (before flooding 2^{:.1}) with bootstrapping, above the target 2^-{}: lower \
+                     flooded_output_bits, or opt out by name with PlanOptions::flooding = None \
+                     if results never leave the client",
+                    f.config.statistical_security,
+                    f.log2_sigma,
+                    f.log2_rms_before,
+                    opts.flooded_output_bits
+                )));
+            }
+            plan.flooding = Some(f);
+        }
+        Ok(plan)
+    }
+
+    /// The last steps of planning for one parameter set, the steps' levels assigned (inputs
+    /// at `top`): scales, packing, keys, memory.
     fn with_parameters(
         opts: &PlanOptions,
         params: Arc<Parameters>,
         mut steps: Vec<Step>,
-        rel: &[i64],
+        top: usize,
         depth: usize,
+        bootstrap: Option<BootstrapConfig>,
     ) -> Result<Self> {
-        if depth > params.max_level() {
+        if top > params.max_level() {
             return Err(NnError::DepthExceeded {
-                needed: depth,
+                needed: top,
                 available: params.max_level(),
             });
-        }
-        let top = depth;
-        for (s, r) in steps.iter_mut().zip(rel) {
-            s.level = (top as i64 + r) as usize;
         }
         let q = params.q();
         let mut scales = vec![0.0; top + 1];
@@ -376,6 +521,9 @@ impl Plan {
                 }
             }
         }
+        if let Some(c) = &bootstrap {
+            rot.extend(Bootstrapper::rotations(&params, c)?);
+        }
         let n = params.degree();
         let rotation_steps: Vec<i64> = rot.into_iter().collect();
         let galois_elements = rotation_steps
@@ -388,6 +536,7 @@ impl Plan {
             steps,
             depth,
             top_level: top,
+            bootstrap,
             scales,
             rotation_steps,
             galois_elements,
@@ -457,4 +606,17 @@ fn choose_parameters(
         needed: depth,
         available: available as usize,
     })
+}
+
+/// The lowered network, before levels are assigned.
+#[derive(Debug)]
+struct Lowered {
+    steps: Vec<Step>,
+    /// Levels relative to the input (without bootstrapping), as negative offsets.
+    rel: Vec<i64>,
+    /// Levels the network consumes.
+    depth: usize,
+    /// Calibrated maximum per network node.
+    maxabs: Vec<f64>,
+    approximations: Vec<String>,
 }

@@ -39,6 +39,15 @@ impl Plan {
         self.steps
             .iter()
             .any(|s| matches!(s.op, StepOp::Square | StepOp::Poly { .. }))
+            || self.bootstrap.is_some()
+    }
+
+    /// Number of bootstraps one inference runs.
+    pub fn bootstrap_count(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.op, StepOp::Bootstrap { .. }))
+            .count()
     }
 
     pub(super) fn estimate_memory(&self) -> MemoryEstimate {
@@ -66,8 +75,15 @@ impl Plan {
                 .sum();
             peak = peak.max(live);
         }
-        let keys = (usize::from(self.needs_relinearization()) + self.galois_elements.len())
-            * self.key_bytes();
+        // Bootstrapping adds conjugation and, with a sparse ephemeral secret, the
+        // sparse-to-dense key (its rotations are among the Galois elements already).
+        let boot_keys = self
+            .bootstrap
+            .as_ref()
+            .map_or(0, |c| 1 + usize::from(c.sparse_secret.is_some()));
+        let keys =
+            (usize::from(self.needs_relinearization()) + self.galois_elements.len() + boot_keys)
+                * self.key_bytes();
         let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
         MemoryEstimate {
             ciphertexts: peak,
@@ -105,6 +121,15 @@ impl Plan {
             self.top_level,
             self.batch_capacity()
         );
+        if let Some(c) = &self.bootstrap {
+            s += &format!(
+                "bootstrapping: {} per inference, {} levels left after each (N = 2^{}, {} slots)\n",
+                self.bootstrap_count(),
+                c.levels_after(),
+                c.log_n,
+                1usize << c.log_slots
+            );
+        }
         for (i, st) in self.steps.iter().enumerate() {
             let what = match &st.op {
                 StepOp::Input => "input".to_string(),
@@ -119,6 +144,9 @@ impl Plan {
                 ),
                 StepOp::Add => format!("add {:?}", st.inputs),
                 StepOp::Reshape => "reshape".into(),
+                StepOp::Bootstrap { divide, multiply } => {
+                    format!("bootstrap (x / {divide:.3}, then x {multiply})")
+                }
             };
             let pack = match &st.packed {
                 Some(p) => format!(
