@@ -161,12 +161,15 @@ pub struct MemoryEstimate {
     /// Pre-encoded plaintexts (latency mode): weight diagonals over `Q_l ∪ P`, biases and
     /// constants over `Q_l`; exactly [`Engine::weight_bytes`](crate::Engine::weight_bytes).
     pub plaintexts: usize,
+    /// Bootstrapping's pre-encoded DFT factors (exactly what the engine's bootstrapper
+    /// encodes), 0 without bootstraps.
+    pub bootstrap_plaintexts: usize,
 }
 
 impl MemoryEstimate {
     /// Sum.
     pub fn total(&self) -> usize {
-        self.ciphertexts + self.keys + self.plaintexts
+        self.ciphertexts + self.keys + self.plaintexts + self.bootstrap_plaintexts
     }
 }
 
@@ -308,15 +311,25 @@ impl Plan {
         match &opts.bootstrapping {
             Bootstrapping::Off => Self::plan_one_chain(opts, &lowered),
             Bootstrapping::With(c) => Self::plan_bootstrapped(opts, lowered, c),
-            Bootstrapping::Auto => match Self::plan_one_chain(opts, &lowered) {
-                Err(NnError::DepthExceeded { .. })
-                    if opts.mode == Mode::Latency && opts.parameters.is_none() =>
+            Bootstrapping::Auto => {
+                let c = BootstrapConfig::preset(BootstrapPreset::N16Levels9);
+                let one = Self::plan_one_chain(opts, &lowered);
+                // Bootstrapping can only help a latency-mode network deeper than the levels
+                // it leaves, with derived parameters.
+                if opts.mode != Mode::Latency
+                    || opts.parameters.is_some()
+                    || lowered.depth <= c.levels_after()
                 {
-                    let c = BootstrapConfig::preset(BootstrapPreset::N16Levels9);
-                    Self::plan_bootstrapped(opts, lowered, &c)
+                    return one;
                 }
-                r => r,
-            },
+                // Otherwise the cheaper in memory of the two (keys and weights dominate
+                // both time and space); one chain where both fail, for its error.
+                match (one, Self::plan_bootstrapped(opts, lowered, &c)) {
+                    (Ok(a), Ok(b)) if a.memory.total() <= b.memory.total() => Ok(a),
+                    (_, Ok(b)) => Ok(b),
+                    (one, Err(_)) => one,
+                }
+            }
         }
     }
 
@@ -507,6 +520,22 @@ impl Plan {
         scales[top] = params.default_scale();
         for l in (1..=top).rev() {
             scales[l - 1] = scales[l] * scales[l] / q[l] as f64;
+        }
+        // Δ_{l-1} = Δ_l²/q_l doubles any relative gap between Δ and the primes per level: a
+        // long chain drifts away from its primes (precision lost, then overflow).
+        let delta = params.default_scale();
+        if let Some((l, s)) = scales
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && (**s / delta).log2().abs() <= 2.0))
+        {
+            return Err(NnError::Invalid(format!(
+                "the canonical scale drifts to 2^{:.1} at level {l} (default 2^{:.1}) over a \
+                 chain of {top} levels: too deep for one chain with these primes; bootstrap \
+                 (PlanOptions::bootstrapping) or use fewer levels",
+                s.log2(),
+                delta.log2()
+            )));
         }
         // Packing (latency mode) and rotation keys.
         let slots = params.slots();

@@ -2,6 +2,7 @@
 //! estimate, and the human-readable report.
 
 use super::{MemoryEstimate, Mode, Plan, Step, StepOp};
+use he_core::circuits::bootstrapping::Bootstrapper;
 
 impl Plan {
     /// Bytes of one ciphertext at `level`.
@@ -85,10 +86,21 @@ impl Plan {
             (usize::from(self.needs_relinearization()) + self.galois_elements.len() + boot_keys)
                 * self.key_bytes();
         let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
+        // Bootstrapping: its DFT factors, and its working set on top of the live values
+        // (the raised ciphertext and CoeffToSlot's outputs at the top of the chain; about
+        // four ciphertexts there).
+        let (bootstrap_plaintexts, boot_work) = match &self.bootstrap {
+            Some(c) if self.bootstrap_count() > 0 => (
+                Bootstrapper::plaintext_bytes_for(&self.params, c).unwrap_or(0),
+                4 * self.ciphertext_bytes(self.params.max_level()),
+            ),
+            _ => (0, 0),
+        };
         MemoryEstimate {
-            ciphertexts: peak,
+            ciphertexts: peak + boot_work,
             keys,
             plaintexts,
+            bootstrap_plaintexts,
         }
     }
 
@@ -187,10 +199,11 @@ impl Plan {
         };
         let mb = |b: usize| b as f64 / (1u64 << 20) as f64;
         s += &format!(
-            "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, total {:.0} MiB",
+            "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, bootstrapping plaintexts {:.0} MiB, total {:.0} MiB",
             mb(self.memory.ciphertexts),
             mb(self.memory.keys),
             mb(self.memory.plaintexts),
+            mb(self.memory.bootstrap_plaintexts),
             mb(self.memory.total())
         );
         s

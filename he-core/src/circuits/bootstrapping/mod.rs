@@ -282,6 +282,25 @@ impl Bootstrapper {
         self.cts.iter().chain(&self.stc).map(|t| t.bytes()).sum()
     }
 
+    /// Bytes of the DFT plaintexts [`new`](Self::new) encodes for `config` (what
+    /// [`plaintext_bytes`](Self::plaintext_bytes) then reports), computed from the factors'
+    /// diagonal counts and levels without encoding anything: each diagonal is stored over
+    /// `Q_l ∪ P` at its factor's level. For planners' memory estimates.
+    pub fn plaintext_bytes_for(params: &Parameters, config: &BootstrapConfig) -> Result<usize> {
+        config.check(params)?;
+        let [cts, stc] = Self::diagonals(params, config)?;
+        let (top, k, n8) = (params.max_level(), params.p().len(), params.degree() * 8);
+        let stc_top = config.levels_after() + stc.len();
+        let at = |level: usize, d: &Diagonals| d.len() * (level + 1 + k) * n8;
+        let c: usize = cts.iter().enumerate().map(|(f, d)| at(top - f, d)).sum();
+        let s: usize = stc
+            .iter()
+            .enumerate()
+            .map(|(f, d)| at(stc_top - f, d))
+            .sum();
+        Ok(c + s)
+    }
+
     /// Level of a bootstrapped ciphertext.
     pub fn output_level(&self) -> usize {
         self.config.levels_after()

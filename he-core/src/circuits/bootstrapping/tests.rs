@@ -25,6 +25,11 @@ fn bootstrap_full_slots_n12() {
         encapsulation,
     } = keys;
     let bs = Bootstrapper::new(&params, &config, Arc::new(eval_keys), encapsulation).unwrap();
+    // The planners' estimate of the DFT plaintexts is the exact size of what was encoded.
+    assert_eq!(
+        Bootstrapper::plaintext_bytes_for(&params, &config).unwrap(),
+        bs.plaintext_bytes()
+    );
     let ecd = Encoder::new(&params).unwrap();
     let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
     let mut prng = Prng::from_seed([7; 32]);
@@ -127,6 +132,10 @@ fn bootstrap_sparse_slots_n12() {
             keys.encapsulation,
         )
         .unwrap();
+        assert_eq!(
+            Bootstrapper::plaintext_bytes_for(&params, &config).unwrap(),
+            bs.plaintext_bytes()
+        );
         let ecd = Encoder::new(&params).unwrap();
         let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
         let mut prng = Prng::from_seed([11; 32]);
