@@ -16,10 +16,15 @@ use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+mod layout;
 mod packing;
 mod report;
 
-pub use packing::{PackedBlock, PackedLayout, PackedLinear};
+pub use layout::candidates;
+pub use packing::{
+    LinearCost, Multiplexed, PackedBlock, PackedLayout, PackedLinear, SlotMap, DIAGONAL_COST,
+    ROTATION_COST,
+};
 
 /// How inputs are packed into ciphertext slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,11 +202,7 @@ impl Plan {
         let consumers = net.consumers();
         let mut steps: Vec<Step> = Vec::with_capacity(net.nodes.len());
         let mut approximations = Vec::new();
-        let dummy = PackedLayout {
-            len: 0,
-            period: 1,
-            tiles: 1,
-        };
+        let dummy = PackedLayout::new(0, 1);
         for node in &net.nodes {
             let op = match &node.op {
                 Op::Input => StepOp::Input,
@@ -365,17 +366,11 @@ impl Plan {
         }
         // Packing (latency mode) and rotation keys.
         let slots = params.slots();
-        let mut rot: BTreeSet<i64> = BTreeSet::new();
-        if opts.mode == Mode::Latency {
-            for s in steps.iter_mut() {
-                s.layout = PackedLayout::new(s.len, slots);
-                if let StepOp::Linear(l) = &s.op {
-                    let p = PackedLinear::new(l, slots)?;
-                    rot.extend(p.rotation_steps()?);
-                    s.packed = Some(Arc::new(p));
-                }
-            }
-        }
+        let rot: BTreeSet<i64> = if opts.mode == Mode::Latency {
+            layout::assign_layouts(&mut steps, slots)?
+        } else {
+            BTreeSet::new()
+        };
         let n = params.degree();
         let rotation_steps: Vec<i64> = rot.into_iter().collect();
         let galois_elements = rotation_steps

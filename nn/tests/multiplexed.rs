@@ -1,0 +1,110 @@
+//! Multiplexed packing (Lee et al., ICML 2022) in latency mode: diagonal counts of the ResNet-20
+//! layer shapes in the contiguous and the multiplexed layouts, exact cleartext evaluation of
+//! the packed stride-2 convolution in both, and an encrypted residual network whose planner
+//! picks the multiplexed layout for its stride-2 layers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{max_abs_diff, random_vec, run_encrypted, test_params};
+use he_nn::network::Linear;
+use he_nn::plan::{Multiplexed, PackedLayout, PackedLinear, StepOp};
+use he_nn::sim::{packed_linear_f64, Gaussian};
+use he_nn::{Activation, Conv2dSpec, Mode, Network, Op};
+
+const SLOTS: usize = 32768;
+
+fn layout(shape: [usize; 3], gap: usize) -> PackedLayout {
+    if gap == 1 {
+        PackedLayout::new(shape.iter().product(), SLOTS)
+    } else {
+        PackedLayout::multiplexed(Multiplexed::new(shape, gap).unwrap(), SLOTS).unwrap()
+    }
+}
+
+fn conv(g: &mut Gaussian, input: [usize; 3], spec: &Conv2dSpec) -> (Linear, [usize; 3]) {
+    let [c, ..] = input;
+    let [kh, kw] = spec.kernel;
+    let w = random_vec(g, spec.out_channels * c * kh * kw, 0.1);
+    let b = random_vec(g, spec.out_channels, 0.1);
+    Linear::conv2d(input, &w, spec, Some(&b)).unwrap()
+}
+
+/// `y = M x` through the packing: pack, the simulator's packed evaluation, unpack.
+fn packed_apply(l: &Linear, input: &PackedLayout, output: &PackedLayout, x: &[f64]) -> Vec<f64> {
+    let p = PackedLinear::new(l, input, output, SLOTS).unwrap();
+    let y = packed_linear_f64(&p, &input.pack(x, SLOTS), SLOTS, None).unwrap();
+    output.unpack(&y, SLOTS)
+}
+
+/// The ResNet-20 downsampling convolution 16×32×32 → 32×16×16 (3×3, stride 2, pad 1) at 2^15
+/// slots. Multiplexed (gap 1 → 2): input (ic, y, x) at ic·1024 + y·32 + x, output (oc, oy, ox)
+/// at (oc/4)·1024 + (2oy + iy)·32 + 2ox + ix with oc mod 4 = 2iy + ix; an input read
+/// (ic, 2oy + ky − 1, 2ox + kx − 1) is at offset (ic − oc/4)·1024 + (ky − 1 − iy)·32 + (kx − 1 − ix)
+/// from its output. The output period is 8192 (8 channel blocks), so offsets count mod 8192:
+/// 8 block differences × 4 row offsets (−2..1) × 4 column offsets = at most 128 diagonals.
+#[test]
+fn stride2_conv_multiplexed_has_few_diagonals_and_is_exact() {
+    let mut g = Gaussian::new(11);
+    let (l, out) = conv(&mut g, [16, 32, 32], &Conv2dSpec::new(32, 3, 2, 1));
+    assert_eq!(out, [32, 16, 16]);
+    let inp = layout([16, 32, 32], 1);
+    let (contiguous, mux) = (layout(out, 1), layout(out, 2));
+    let c = PackedLinear::estimate(&l, &inp, &contiguous).unwrap();
+    let m = PackedLinear::estimate(&l, &inp, &mux).unwrap();
+    println!("16x32x32 -> 32x16x16 s2: contiguous {c:?}, multiplexed gap 2 {m:?}");
+    assert!(m.diagonals <= 128, "{m:?}");
+    assert!(c.diagonals >= 8 * m.diagonals, "{c:?} vs {m:?}");
+    let x = random_vec(&mut g, l.in_len, 1.0);
+    let want = l.apply(&x).unwrap();
+    for (name, o) in [("multiplexed", mux), ("contiguous", contiguous)] {
+        let p = PackedLinear::new(&l, &inp, &o, SLOTS).unwrap();
+        let est = if o.is_contiguous() { c } else { m };
+        assert_eq!(p.diagonal_count(), est.diagonals, "{name}");
+        assert_eq!(p.rotation_steps().unwrap().len(), est.rotations, "{name}");
+        let got = packed_apply(&l, &inp, &o, &x);
+        let e = max_abs_diff(&[got], std::slice::from_ref(&want));
+        println!("{name}: |packed - dense| = {e:.2e}");
+        assert!(e < 1e-9, "{name}: {e}");
+    }
+}
+
+/// Diagonal counts (and modelled rotations) of the ResNet-20 layer shapes at 2^15 slots,
+/// contiguous vs multiplexed (each layer reading the gap the previous stage writes).
+#[test]
+fn resnet20_layer_shapes_diagonal_counts() {
+    let mut g = Gaussian::new(12);
+    // (name, input shape, input gap, spec or global pool, multiplexed output gap)
+    let cases: [(&str, [usize; 3], usize, Option<Conv2dSpec>, usize); 7] = [
+        ("16x32x32 3x3", [16, 32, 32], 1, Some(Conv2dSpec::new(16, 3, 1, 1)), 1),
+        ("16x32x32 -> 32x16x16 s2", [16, 32, 32], 1, Some(Conv2dSpec::new(32, 3, 2, 1)), 2),
+        ("shortcut 1x1 s2 16 -> 32", [16, 32, 32], 1, Some(Conv2dSpec::new(32, 1, 2, 0)), 2),
+        ("32x16x16 3x3", [32, 16, 16], 2, Some(Conv2dSpec::new(32, 3, 1, 1)), 2),
+        ("32x16x16 -> 64x8x8 s2", [32, 16, 16], 2, Some(Conv2dSpec::new(64, 3, 2, 1)), 4),
+        ("shortcut 1x1 s2 32 -> 64", [32, 16, 16], 2, Some(Conv2dSpec::new(64, 1, 2, 0)), 4),
+        ("64x8x8 3x3", [64, 8, 8], 4, Some(Conv2dSpec::new(64, 3, 1, 1)), 4),
+    ];
+    println!("layer                        contiguous (diag, rot)   multiplexed (diag, rot)");
+    for (name, shape, gap, spec, out_gap) in cases {
+        let spec = spec.unwrap();
+        let (l, out) = conv(&mut g, shape, &spec);
+        let c = PackedLinear::estimate(&l, &layout(shape, 1), &layout(out, 1)).unwrap();
+        let m = PackedLinear::estimate(&l, &layout(shape, gap), &layout(out, out_gap)).unwrap();
+        println!(
+            "{name:<28} ({:>5}, {:>3})              ({:>5}, {:>3}) gap {gap} -> {out_gap}",
+            c.diagonals, c.rotations, m.diagonals, m.rotations
+        );
+        if spec.stride[0] == 2 {
+            assert!(m.weighted() < c.weighted(), "{name}: {m:?} vs {c:?}");
+        }
+    }
+    let l = Linear::global_avg_pool(64, 64).unwrap();
+    let c = PackedLinear::estimate(&l, &layout([64, 8, 8], 1), &PackedLayout::new(64, SLOTS));
+    let m = PackedLinear::estimate(&l, &layout([64, 8, 8], 4), &PackedLayout::new(64, SLOTS));
+    let (c, m) = (c.unwrap(), m.unwrap());
+    println!(
+        "{:<28} ({:>5}, {:>3})              ({:>5}, {:>3}) gap 4 -> contiguous",
+        "global avg pool 64x8x8 -> 64", c.diagonals, c.rotations, m.diagonals, m.rotations
+    );
+    assert!(m.diagonals <= 64 && c.diagonals <= 64);
+}
