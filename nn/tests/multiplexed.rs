@@ -76,13 +76,55 @@ fn resnet20_layer_shapes_diagonal_counts() {
     let mut g = Gaussian::new(12);
     // (name, input shape, input gap, spec or global pool, multiplexed output gap)
     let cases: [(&str, [usize; 3], usize, Option<Conv2dSpec>, usize); 7] = [
-        ("16x32x32 3x3", [16, 32, 32], 1, Some(Conv2dSpec::new(16, 3, 1, 1)), 1),
-        ("16x32x32 -> 32x16x16 s2", [16, 32, 32], 1, Some(Conv2dSpec::new(32, 3, 2, 1)), 2),
-        ("shortcut 1x1 s2 16 -> 32", [16, 32, 32], 1, Some(Conv2dSpec::new(32, 1, 2, 0)), 2),
-        ("32x16x16 3x3", [32, 16, 16], 2, Some(Conv2dSpec::new(32, 3, 1, 1)), 2),
-        ("32x16x16 -> 64x8x8 s2", [32, 16, 16], 2, Some(Conv2dSpec::new(64, 3, 2, 1)), 4),
-        ("shortcut 1x1 s2 32 -> 64", [32, 16, 16], 2, Some(Conv2dSpec::new(64, 1, 2, 0)), 4),
-        ("64x8x8 3x3", [64, 8, 8], 4, Some(Conv2dSpec::new(64, 3, 1, 1)), 4),
+        (
+            "16x32x32 3x3",
+            [16, 32, 32],
+            1,
+            Some(Conv2dSpec::new(16, 3, 1, 1)),
+            1,
+        ),
+        (
+            "16x32x32 -> 32x16x16 s2",
+            [16, 32, 32],
+            1,
+            Some(Conv2dSpec::new(32, 3, 2, 1)),
+            2,
+        ),
+        (
+            "shortcut 1x1 s2 16 -> 32",
+            [16, 32, 32],
+            1,
+            Some(Conv2dSpec::new(32, 1, 2, 0)),
+            2,
+        ),
+        (
+            "32x16x16 3x3",
+            [32, 16, 16],
+            2,
+            Some(Conv2dSpec::new(32, 3, 1, 1)),
+            2,
+        ),
+        (
+            "32x16x16 -> 64x8x8 s2",
+            [32, 16, 16],
+            2,
+            Some(Conv2dSpec::new(64, 3, 2, 1)),
+            4,
+        ),
+        (
+            "shortcut 1x1 s2 32 -> 64",
+            [32, 16, 16],
+            2,
+            Some(Conv2dSpec::new(64, 1, 2, 0)),
+            4,
+        ),
+        (
+            "64x8x8 3x3",
+            [64, 8, 8],
+            4,
+            Some(Conv2dSpec::new(64, 3, 1, 1)),
+            4,
+        ),
     ];
     println!("layer                        contiguous (diag, rot)   multiplexed (diag, rot)");
     for (name, shape, gap, spec, out_gap) in cases {
@@ -107,4 +149,163 @@ fn resnet20_layer_shapes_diagonal_counts() {
         "global avg pool 64x8x8 -> 64", c.diagonals, c.rotations, m.diagonals, m.rotations
     );
     assert!(m.diagonals <= 64 && c.diagonals <= 64);
+}
+
+/// A small residual network: conv 3×3 (4×8×8), square, then a block whose main branch is a
+/// 3×3 stride-2 conv to 8×4×4, square, 3×3 conv, and whose shortcut is a 1×1 stride-2 conv;
+/// the sum, global average pooling and a dense layer. Encrypted at N = 2^11 (insecure).
+fn residual_net(g: &mut Gaussian) -> Network {
+    let mut net = Network::new(&[4, 8, 8]);
+    let w = |g: &mut Gaussian, n: usize, std: f64| random_vec(g, n, std);
+    net.conv2d(
+        &w(g, 4 * 4 * 9, 0.2),
+        &Conv2dSpec::new(4, 3, 1, 1),
+        Some(&w(g, 4, 0.1)),
+    )
+    .unwrap();
+    let a = net.activation(Activation::Square).unwrap();
+    net.conv2d(
+        &w(g, 8 * 4 * 9, 0.15),
+        &Conv2dSpec::new(8, 3, 2, 1),
+        Some(&w(g, 8, 0.1)),
+    )
+    .unwrap();
+    net.activation(Activation::Square).unwrap();
+    let m = net
+        .conv2d(&w(g, 8 * 8 * 9, 0.15), &Conv2dSpec::new(8, 3, 1, 1), None)
+        .unwrap();
+    let (s, shape) = Linear::conv2d(
+        [4, 8, 8],
+        &w(g, 8 * 4, 0.3),
+        &Conv2dSpec::new(8, 1, 2, 0),
+        None,
+    )
+    .unwrap();
+    let s = net
+        .push("shortcut", Op::Linear(s), vec![a], shape.to_vec())
+        .unwrap();
+    net.add(m, s).unwrap();
+    net.linear(Linear::global_avg_pool(8, 16).unwrap(), vec![8])
+        .unwrap();
+    net.dense(&w(g, 3 * 8, 0.5), 3, Some(&w(g, 3, 0.1)))
+        .unwrap();
+    net
+}
+
+#[test]
+fn encrypted_residual_net_with_multiplexed_stride2_layers() {
+    let mut g = Gaussian::new(13);
+    let net = residual_net(&mut g);
+    let xs: Vec<Vec<f64>> = (0..2).map(|_| random_vec(&mut g, 256, 1.0)).collect();
+    let (enc, sim, plan) = run_encrypted(&net, Mode::Latency, test_params(11, 7), &xs);
+    print!("{}", plan.describe());
+    for s in &plan.steps {
+        println!("{:<16} {}", s.name, s.layout.describe());
+    }
+    let want: Vec<Vec<f64>> = xs.iter().map(|x| net.forward(x).unwrap()).collect();
+    let (e_sim, e_enc) = (max_abs_diff(&sim, &want), max_abs_diff(&enc, &want));
+    println!("|sim - exact| = {e_sim:.2e}, |encrypted - exact| = {e_enc:.2e}");
+    assert!(e_sim < 1e-9, "simulator: {e_sim}");
+    assert!(e_enc < 1e-5, "encrypted: {e_enc}");
+    // Both stride-2 layers (main branch and shortcut) write the multiplexed gap-2 layout, the
+    // residual sum's operands agree, and the output is contiguous.
+    let stride2: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(&s.op, StepOp::Linear(l) if l.kind.contains("s2x2")))
+        .collect();
+    assert_eq!(stride2.len(), 2);
+    for s in &stride2 {
+        assert_eq!(s.layout.gap(), 2, "{}: {}", s.name, s.layout.describe());
+    }
+    for s in plan.steps.iter().filter(|s| matches!(s.op, StepOp::Add)) {
+        assert_eq!(
+            plan.steps[s.inputs[0]].layout,
+            plan.steps[s.inputs[1]].layout
+        );
+    }
+    assert!(plan.steps.last().unwrap().layout.is_contiguous());
+}
+
+/// A network ending in a stride-2 conv and a square: the conv alone would pick the
+/// multiplexed layout, the output constraint forces it back to contiguous.
+#[test]
+fn network_output_is_contiguous() {
+    let mut g = Gaussian::new(14);
+    let mut net = Network::new(&[4, 8, 8]);
+    net.conv2d(
+        &random_vec(&mut g, 8 * 4 * 9, 0.2),
+        &Conv2dSpec::new(8, 3, 2, 1),
+        None,
+    )
+    .unwrap();
+    net.activation(Activation::Square).unwrap();
+    let mut opts = he_nn::PlanOptions::new(Mode::Latency);
+    opts.parameters = Some(test_params(11, 2));
+    opts.flooding = None;
+    let plan = he_nn::Plan::new(&net, &opts).unwrap();
+    assert!(plan.steps.iter().all(|s| s.layout.is_contiguous()));
+    let xs = vec![random_vec(&mut g, 256, 1.0)];
+    let sim = plan.simulate(&xs, None).unwrap();
+    let want = vec![net.forward(&xs[0]).unwrap()];
+    assert!(max_abs_diff(&sim, &want) < 1e-9);
+    // Without the square and with a dense layer after it, the conv is multiplexed.
+    let mut net = Network::new(&[4, 8, 8]);
+    net.conv2d(
+        &random_vec(&mut g, 8 * 4 * 9, 0.2),
+        &Conv2dSpec::new(8, 3, 2, 1),
+        None,
+    )
+    .unwrap();
+    net.flatten().unwrap();
+    net.dense(&random_vec(&mut g, 5 * 128, 0.1), 5, None)
+        .unwrap();
+    let plan = he_nn::Plan::new(&net, &opts).unwrap();
+    assert_eq!(
+        plan.steps[1].layout.gap(),
+        2,
+        "{}",
+        plan.steps[1].layout.describe()
+    );
+    assert_eq!(
+        plan.steps[2].layout, plan.steps[1].layout,
+        "a flatten keeps the slots"
+    );
+    let sim = plan.simulate(&xs, None).unwrap();
+    let want = vec![net.forward(&xs[0]).unwrap()];
+    assert!(max_abs_diff(&sim, &want) < 1e-9);
+}
+
+/// A residual sum of the (contiguous) input and a stride-2 conv that alone would be
+/// multiplexed: the input cannot move, so the planner forces the conv to contiguous.
+#[test]
+fn residual_operands_share_a_layout() {
+    let mut g = Gaussian::new(15);
+    let mut net = Network::new(&[4, 4, 4]);
+    net.dense(&random_vec(&mut g, 256 * 64, 0.1), 256, None)
+        .unwrap();
+    let r = net.push("r", Op::Reshape, vec![1], vec![4, 8, 8]).unwrap();
+    let spec = Conv2dSpec::new(4, 3, 2, 1);
+    let (l, shape) =
+        Linear::conv2d([4, 8, 8], &random_vec(&mut g, 4 * 4 * 9, 0.2), &spec, None).unwrap();
+    let alone = PackedLinear::estimate(&l, &layout([4, 8, 8], 1), &layout(shape, 2)).unwrap();
+    let forced = PackedLinear::estimate(&l, &layout([4, 8, 8], 1), &layout(shape, 1)).unwrap();
+    assert!(
+        alone.weighted() < forced.weighted(),
+        "{alone:?} vs {forced:?}"
+    );
+    let c = net
+        .push("conv", Op::Linear(l), vec![r], shape.to_vec())
+        .unwrap();
+    net.add(0, c).unwrap();
+    net.dense(&random_vec(&mut g, 3 * 64, 0.1), 3, None)
+        .unwrap();
+    let mut opts = he_nn::PlanOptions::new(Mode::Latency);
+    opts.parameters = Some(test_params(11, 3));
+    opts.flooding = None;
+    let plan = he_nn::Plan::new(&net, &opts).unwrap();
+    assert!(plan.steps.iter().all(|s| s.layout.is_contiguous()));
+    let xs = vec![random_vec(&mut g, 64, 1.0)];
+    let sim = plan.simulate(&xs, None).unwrap();
+    assert!(max_abs_diff(&sim, &[net.forward(&xs[0]).unwrap()]) < 1e-9);
 }

@@ -198,7 +198,13 @@ impl Planner<'_> {
     /// Forces the linear layers producing step `x` (through elementwise steps, reshapes and
     /// additions) to output `want`; false when that is impossible (the input in another
     /// layout, or a layer already forced to another one).
-    fn require(&self, x: usize, want: PackedLayout, layouts: &[PackedLayout], f: &mut Forced) -> bool {
+    fn require(
+        &self,
+        x: usize,
+        want: PackedLayout,
+        layouts: &[PackedLayout],
+        f: &mut Forced,
+    ) -> bool {
         let mut stack = vec![x];
         let mut seen = BTreeSet::new();
         while let Some(i) = stack.pop() {

@@ -452,3 +452,134 @@ impl PackedLinear {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::network::Conv2dSpec;
+    use crate::sim::{packed_linear_f64, Gaussian};
+
+    fn rand(g: &mut Gaussian, n: usize) -> Vec<f64> {
+        (0..n).map(|_| g.normal()).collect()
+    }
+
+    fn try_layout(shape: [usize; 3], gap: usize, slots: usize) -> Result<PackedLayout> {
+        if gap == 1 {
+            Ok(PackedLayout::new(shape.iter().product(), slots))
+        } else {
+            PackedLayout::multiplexed(Multiplexed::new(shape, gap)?, slots)
+        }
+    }
+
+    fn layout(shape: [usize; 3], gap: usize, slots: usize) -> PackedLayout {
+        try_layout(shape, gap, slots).unwrap()
+    }
+
+    #[test]
+    fn multiplexed_positions_are_distinct_and_follow_the_formula() {
+        // [8, 4, 4] gap 2: grid 8×8, two channel blocks of 64. (c, y, x) = (5, 1, 2):
+        // c_hi = 1, c_lo = 1 = (iy 0, ix 1): 64 + (2 + 0)·8 + (4 + 1) = 85.
+        let m = Multiplexed::new([8, 4, 4], 2).unwrap();
+        assert_eq!((m.channel_blocks(), m.block(), m.span()), (2, 64, 128));
+        assert_eq!(m.position(5 * 16 + 4 + 2), 85);
+        for (shape, gap) in [
+            ([8, 4, 4], 2),
+            ([5, 3, 7], 2),
+            ([64, 8, 8], 4),
+            ([3, 2, 2], 4),
+        ] {
+            let m = Multiplexed::new(shape, gap).unwrap();
+            let pos: BTreeSet<usize> = (0..m.len()).map(|e| m.position(e)).collect();
+            assert_eq!(pos.len(), m.len(), "{m:?}");
+            assert!(pos.iter().all(|p| *p < m.span()), "{m:?}");
+        }
+        assert!(Multiplexed::new([4, 4, 4], 3).is_err());
+        assert!(Multiplexed::new([4, 4, 4], 1).is_err());
+        assert!(PackedLayout::multiplexed(m, 64).is_err());
+    }
+
+    #[test]
+    fn pack_unpack_round_trip_and_replication() {
+        let mut g = Gaussian::new(1);
+        let slots = 512;
+        for l in [
+            layout([5, 3, 7], 2, slots),
+            layout([5, 3, 7], 1, slots),
+            PackedLayout::new(1300, slots),
+        ] {
+            let x = rand(&mut g, l.len);
+            let packed = l.pack(&x, slots);
+            assert_eq!(packed.len(), l.tiles);
+            assert_eq!(l.unpack(&packed, slots), x, "{}", l.describe());
+            for e in [0, l.len / 2, l.len - 1] {
+                let (t, pos) = l.position(e);
+                for s in (pos..slots).step_by(l.period) {
+                    assert_eq!(packed[t][s], x[e]);
+                }
+            }
+        }
+    }
+
+    /// `M x` through the packing equals the dense product, and the estimate is the built
+    /// layer's diagonal and rotation count, for every pair of input and output layouts.
+    #[test]
+    fn packed_linear_is_exact_between_any_layouts() {
+        let mut g = Gaussian::new(2);
+        let slots = 1024;
+        let spec = [
+            ([4, 8, 8], Conv2dSpec::new(8, 3, 2, 1)),
+            ([4, 8, 8], Conv2dSpec::new(4, 3, 1, 1)),
+            ([1, 4, 4], Conv2dSpec::new(16, 3, 1, 1)),
+        ];
+        for (shape, spec) in spec {
+            let w = rand(&mut g, spec.out_channels * shape[0] * 9);
+            let b = rand(&mut g, spec.out_channels);
+            let (l, out) = Linear::conv2d(shape, &w, &spec, Some(&b)).unwrap();
+            let x = rand(&mut g, l.in_len);
+            let want = l.apply(&x).unwrap();
+            for gi in [1, 2, 4] {
+                for go in [1, 2, 4] {
+                    let (Ok(mi), Ok(mo)) =
+                        (try_layout(shape, gi, slots), try_layout(out, go, slots))
+                    else {
+                        continue;
+                    };
+                    let p = PackedLinear::new(&l, &mi, &mo, slots).unwrap();
+                    let est = PackedLinear::estimate(&l, &mi, &mo).unwrap();
+                    assert_eq!(est, p.cost().unwrap(), "{shape:?} gap {gi} -> {go}");
+                    let y = packed_linear_f64(&p, &mi.pack(&x, slots), slots, None).unwrap();
+                    let got = mo.unpack(&y, slots);
+                    let e = got
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    assert!(e < 1e-9, "{shape:?} gap {gi} -> {go}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tiled_contiguous_dense_is_exact() {
+        let mut g = Gaussian::new(3);
+        let slots = 256;
+        let (n_in, n_out) = (700, 300);
+        let l = Linear::dense(&rand(&mut g, n_in * n_out), n_out, n_in, None).unwrap();
+        let (i, o) = (
+            PackedLayout::new(n_in, slots),
+            PackedLayout::new(n_out, slots),
+        );
+        let p = PackedLinear::new(&l, &i, &o, slots).unwrap();
+        assert_eq!((i.tiles, o.tiles, p.blocks.len()), (3, 2, 6));
+        let x = rand(&mut g, n_in);
+        let y = o.unpack(
+            &packed_linear_f64(&p, &i.pack(&x, slots), slots, None).unwrap(),
+            slots,
+        );
+        let want = l.apply(&x).unwrap();
+        assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-9));
+        assert!(PackedLinear::new(&l, &o, &i, slots).is_err());
+    }
+}
