@@ -74,61 +74,54 @@ fn stride2_conv_multiplexed_has_few_diagonals_and_is_exact() {
 #[test]
 fn resnet20_layer_shapes_diagonal_counts() {
     let mut g = Gaussian::new(12);
-    // (name, input shape, input gap, spec or global pool, multiplexed output gap)
-    let cases: [(&str, [usize; 3], usize, Option<Conv2dSpec>, usize); 7] = [
+    // (name, input shape, input gap, conv, multiplexed output gap)
+    let cases = [
         (
             "16x32x32 3x3",
             [16, 32, 32],
             1,
-            Some(Conv2dSpec::new(16, 3, 1, 1)),
+            Conv2dSpec::new(16, 3, 1, 1),
             1,
         ),
         (
             "16x32x32 -> 32x16x16 s2",
             [16, 32, 32],
             1,
-            Some(Conv2dSpec::new(32, 3, 2, 1)),
+            Conv2dSpec::new(32, 3, 2, 1),
             2,
         ),
         (
             "shortcut 1x1 s2 16 -> 32",
             [16, 32, 32],
             1,
-            Some(Conv2dSpec::new(32, 1, 2, 0)),
+            Conv2dSpec::new(32, 1, 2, 0),
             2,
         ),
         (
             "32x16x16 3x3",
             [32, 16, 16],
             2,
-            Some(Conv2dSpec::new(32, 3, 1, 1)),
+            Conv2dSpec::new(32, 3, 1, 1),
             2,
         ),
         (
             "32x16x16 -> 64x8x8 s2",
             [32, 16, 16],
             2,
-            Some(Conv2dSpec::new(64, 3, 2, 1)),
+            Conv2dSpec::new(64, 3, 2, 1),
             4,
         ),
         (
             "shortcut 1x1 s2 32 -> 64",
             [32, 16, 16],
             2,
-            Some(Conv2dSpec::new(64, 1, 2, 0)),
+            Conv2dSpec::new(64, 1, 2, 0),
             4,
         ),
-        (
-            "64x8x8 3x3",
-            [64, 8, 8],
-            4,
-            Some(Conv2dSpec::new(64, 3, 1, 1)),
-            4,
-        ),
+        ("64x8x8 3x3", [64, 8, 8], 4, Conv2dSpec::new(64, 3, 1, 1), 4),
     ];
     println!("layer                        contiguous (diag, rot)   multiplexed (diag, rot)");
     for (name, shape, gap, spec, out_gap) in cases {
-        let spec = spec.unwrap();
         let (l, out) = conv(&mut g, shape, &spec);
         let c = PackedLinear::estimate(&l, &layout(shape, 1), &layout(out, 1)).unwrap();
         let m = PackedLinear::estimate(&l, &layout(shape, gap), &layout(out, out_gap)).unwrap();

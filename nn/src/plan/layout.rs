@@ -5,9 +5,9 @@
 //! * the input is contiguous (clients encrypt it without the model);
 //! * a linear layer takes, of its candidate output layouts (contiguous, and for a `[C, H, W]`
 //!   output the multiplexed ones of every gap that fits), the one of least modelled cost
-//!   ([`LinearCost::weighted`]: rotations × [`ROTATION_COST`](super::packing::ROTATION_COST)
-//!   + diagonals × [`DIAGONAL_COST`](super::packing::DIAGONAL_COST)) given its input's layout;
-//!   ties go to the earlier candidate, contiguous first;
+//!   ([`LinearCost::weighted`]: rotations times [`ROTATION_COST`](super::packing::ROTATION_COST)
+//!   plus diagonals times [`DIAGONAL_COST`](super::packing::DIAGONAL_COST)) given its input's
+//!   layout; ties go to the earlier candidate, contiguous first;
 //! * elementwise steps (activations, constant additions) and reshapes keep their input's
 //!   layout (a reshape keeps the slots: the next layer reads the permuted positions);
 //! * a residual addition needs both operands in one layout: where the greedy choice differs,
