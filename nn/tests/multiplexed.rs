@@ -302,3 +302,46 @@ fn residual_operands_share_a_layout() {
     let sim = plan.simulate(&xs, None).unwrap();
     assert!(max_abs_diff(&sim, &[net.forward(&xs[0]).unwrap()]) < 1e-9);
 }
+
+/// ResNet-20's three stages (one conv per stage and the downsamplings) planned at N = 2^16:
+/// the planner keeps stage 1 contiguous and moves to gap 2 and gap 4 at the stride-2 layers;
+/// the simulator's packed run equals the network.
+#[test]
+fn resnet20_stages_planned_at_2_16() {
+    let mut g = Gaussian::new(16);
+    let mut net = Network::new(&[16, 32, 32]);
+    let mut conv = |net: &mut Network, c: usize, o: usize, s: usize| {
+        let w = random_vec(&mut g, o * c * 9, 1.0 / (3.0 * (c as f64).sqrt()));
+        net.conv2d(&w, &Conv2dSpec::new(o, 3, s, 1), None).unwrap();
+    };
+    conv(&mut net, 16, 16, 1);
+    net.activation(Activation::Square).unwrap();
+    conv(&mut net, 16, 32, 2);
+    net.activation(Activation::Square).unwrap();
+    conv(&mut net, 32, 32, 1);
+    conv(&mut net, 32, 64, 2);
+    net.activation(Activation::Square).unwrap();
+    conv(&mut net, 64, 64, 1);
+    net.linear(Linear::global_avg_pool(64, 64).unwrap(), vec![64])
+        .unwrap();
+    net.dense(&random_vec(&mut g, 640, 0.1), 10, None).unwrap();
+    let mut opts = he_nn::PlanOptions::new(Mode::Latency);
+    opts.parameters = Some(test_params(16, 10));
+    opts.flooding = None;
+    let plan = he_nn::Plan::new(&net, &opts).unwrap();
+    print!("{}", plan.describe());
+    let gaps: Vec<usize> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.op, StepOp::Linear(_)))
+        .map(|s| s.layout.gap())
+        .collect();
+    assert_eq!(gaps, [1, 2, 2, 4, 4, 1, 1]);
+    let xs = vec![random_vec(&mut g, 16 * 1024, 1.0)];
+    let sim = plan.simulate(&xs, None).unwrap();
+    let want = net.forward(&xs[0]).unwrap();
+    let top = want.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+    let e = max_abs_diff(&sim, &[want]);
+    println!("|sim - exact| = {e:.2e} (outputs up to {top:.2})");
+    assert!(top > 0.1 && e < 1e-9 * top, "{e} at {top}");
+}

@@ -81,8 +81,8 @@ struct Planner<'a> {
 
 /// A constraint the greedy pass broke.
 enum Violation {
-    /// Operands of the addition at this step in different layouts.
-    Add(usize),
+    /// The operands of an addition in different layouts.
+    Add(usize, usize),
     /// The output is not contiguous.
     Output,
 }
@@ -97,8 +97,7 @@ impl Planner<'_> {
             };
             let mut options = Vec::new();
             match v {
-                Violation::Add(i) => {
-                    let (a, b) = (self.steps[i].inputs[0], self.steps[i].inputs[1]);
+                Violation::Add(a, b) => {
                     for (x, want) in [(b, layouts[a]), (a, layouts[b])] {
                         let mut f = forced.clone();
                         if self.require(x, want, &layouts, &mut f) {
@@ -182,10 +181,10 @@ impl Planner<'_> {
     }
 
     fn violation(&self, layouts: &[PackedLayout]) -> Option<Violation> {
-        for (i, s) in self.steps.iter().enumerate() {
-            if let (StepOp::Add, [a, b]) = (&s.op, s.inputs.as_slice()) {
-                if layouts[*a] != layouts[*b] {
-                    return Some(Violation::Add(i));
+        for s in self.steps {
+            if let (StepOp::Add, &[a, b]) = (&s.op, s.inputs.as_slice()) {
+                if layouts.get(a) != layouts.get(b) {
+                    return Some(Violation::Add(a, b));
                 }
             }
         }
