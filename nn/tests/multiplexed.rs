@@ -197,7 +197,10 @@ fn encrypted_residual_net_with_multiplexed_stride2_layers() {
     }
     let want: Vec<Vec<f64>> = xs.iter().map(|x| net.forward(x).unwrap()).collect();
     let (e_sim, e_enc) = (max_abs_diff(&sim, &want), max_abs_diff(&enc, &want));
-    println!("|sim - exact| = {e_sim:.2e}, |encrypted - exact| = {e_enc:.2e}");
+    println!(
+        "|sim - exact| = {e_sim:.2e}, |encrypted - exact| = {e_enc:.2e} ({:.1} bits)",
+        -e_enc.log2()
+    );
     assert!(e_sim < 1e-9, "simulator: {e_sim}");
     assert!(e_enc < 1e-5, "encrypted: {e_enc}");
     // Both stride-2 layers (main branch and shortcut) write the multiplexed gap-2 layout, the

@@ -232,3 +232,27 @@ impl Planner<'_> {
         true
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_contiguous_then_the_gaps_that_fit() {
+        let gaps = |shape: &[usize], slots| -> Vec<usize> {
+            let len = shape.iter().product();
+            candidates(shape, len, slots)
+                .iter()
+                .map(|l| l.gap())
+                .collect()
+        };
+        // 32×16×16: gap 2 (8 blocks of 32×32), 4 (2 of 64×64), 8 (1 of 128×128, half full).
+        assert_eq!(gaps(&[32, 16, 16], 32768), [1, 2, 4, 8]);
+        // At 8192 slots gap 8 (16384 slots) does not fit.
+        assert_eq!(gaps(&[32, 16, 16], 8192), [1, 2, 4]);
+        // Not a [C, H, W] shape: contiguous only.
+        assert_eq!(gaps(&[64], 32768), [1]);
+        assert_eq!(gaps(&[4, 10], 32768), [1]);
+    }
+}
