@@ -18,11 +18,16 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 mod bootstrap;
+mod layout;
 mod packing;
 mod report;
 
 pub use bootstrap::Bootstrapping;
-pub use packing::{PackedBlock, PackedLayout, PackedLinear};
+pub use layout::candidates;
+pub use packing::{
+    LinearCost, Multiplexed, PackedBlock, PackedLayout, PackedLinear, SlotMap, DIAGONAL_COST,
+    ROTATION_COST,
+};
 
 /// How inputs are packed into ciphertext slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,11 +224,7 @@ impl Plan {
         let consumers = net.consumers();
         let mut steps: Vec<Step> = Vec::with_capacity(net.nodes.len());
         let mut approximations = Vec::new();
-        let dummy = PackedLayout {
-            len: 0,
-            period: 1,
-            tiles: 1,
-        };
+        let dummy = PackedLayout::new(0, 1);
         for node in &net.nodes {
             let op = match &node.op {
                 Op::Input => StepOp::Input,
@@ -539,17 +540,11 @@ impl Plan {
         }
         // Packing (latency mode) and rotation keys.
         let slots = params.slots();
-        let mut rot: BTreeSet<i64> = BTreeSet::new();
-        if opts.mode == Mode::Latency {
-            for s in steps.iter_mut() {
-                s.layout = PackedLayout::new(s.len, slots);
-                if let StepOp::Linear(l) = &s.op {
-                    let p = PackedLinear::new(l, slots)?;
-                    rot.extend(p.rotation_steps()?);
-                    s.packed = Some(Arc::new(p));
-                }
-            }
-        }
+        let mut rot: BTreeSet<i64> = if opts.mode == Mode::Latency {
+            layout::assign_layouts(&mut steps, slots)?
+        } else {
+            BTreeSet::new()
+        };
         if let Some(c) = &bootstrap {
             rot.extend(Bootstrapper::rotations(&params, c)?);
         }
