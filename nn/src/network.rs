@@ -8,6 +8,8 @@
 use crate::error::{shape_err, NnError, Result};
 use crate::poly::PolyFunction;
 
+mod product;
+
 /// A sparse matrix (compressed rows) with a bias: `y = W·x + b`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
