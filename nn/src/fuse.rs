@@ -9,7 +9,8 @@
 //!   exactly one reader each; the network output counts as a reader), and
 //! * for two linear layers, the product is not too large (below).
 //!
-//! The merged node takes `q`'s place and shape, reads `p`'s input and is named `"{p}+{q}"`;
+//! The merged node takes `q`'s place and shape, reads `p`'s input and is named `"{p}+{q}"`
+//! (names and kinds longer than 200 bytes are cut to `"…+{q}"`, so a long chain stays small);
 //! `p` and the Reshapes between are removed and the remaining indices renumbered. Because the
 //! pass runs forward, a chain `L1 → L2 → L3` fuses into one layer. The algebra:
 //!
@@ -49,7 +50,7 @@
 //! use he_nn::{fuse, Activation, Linear, Network};
 //! # fn main() -> he_nn::Result<()> {
 //! let mut net = Network::new(&[1, 4, 4]);
-//! let (conv, s) = Linear::conv2d([1, 4, 4], &[1.0; 9], &he_nn::Conv2dSpec::new(2, 3, 1, 1), None)?;
+//! let (conv, s) = Linear::conv2d([1, 4, 4], &[0.5; 18], &he_nn::Conv2dSpec::new(2, 3, 1, 1), None)?;
 //! net.linear(conv, s.to_vec())?;
 //! let (pool, s) = Linear::avg_pool2d(s, [2, 2], [2, 2], [0; 4], false)?;
 //! net.linear(pool, s.to_vec())?;
@@ -70,7 +71,7 @@
 )]
 
 use crate::error::{NnError, Result};
-use crate::network::{Linear, Network, Node, Op};
+use crate::network::{joined, Linear, Network, Node, Op};
 
 /// Bounds on the fusions [`fuse`] performs (see the module documentation for the rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,14 +246,14 @@ fn merge(
         (Op::AddConst(c), Op::Linear(b)) => {
             let mut l = b.clone();
             l.bias = b.apply(c)?;
-            l.kind = format!("AddConst+{}", b.kind);
+            l.kind = joined("AddConst", &b.kind);
             budget.weights = budget.weights.saturating_sub(c.len());
             (Op::Linear(l), 0)
         }
         (Op::Linear(a), Op::AddConst(c)) => {
             let mut l = a.clone();
             l.fold_output_affine(&vec![1.0; a.out_len], c)?;
-            l.kind = format!("{}+AddConst", a.kind);
+            l.kind = joined(&a.kind, "AddConst");
             budget.weights = budget.weights.saturating_sub(c.len());
             (Op::Linear(l), 0)
         }
@@ -312,21 +313,20 @@ pub fn fuse(net: Network, rules: &FusionRules) -> Result<(Network, Vec<Fusion>)>
         let Some((p, between)) = candidate(&nodes, &consumers, q) else {
             continue;
         };
-        let (Some(pn), Some(qn)) = (nodes.get(p), nodes.get(q)) else {
+        let name_of = |i: usize| nodes.get(i).map(|n| n.name.clone()).unwrap_or_default();
+        let (first, second) = (name_of(p), name_of(q));
+        let inputs = nodes.get(p).map(|n| n.inputs.clone()).unwrap_or_default();
+        // Taken out, so that an absorbed layer is freed as soon as the product replaces it.
+        let (Some(p_op), Some(q_op)) = (take_op(&mut nodes, p), take_op(&mut nodes, q)) else {
             continue;
         };
-        let (first, second) = (pn.name.clone(), qn.name.clone());
-        let outcome = match merge(&pn.op, &qn.op, &mut budget)? {
+        let outcome = match merge(&p_op, &q_op, &mut budget)? {
             Ok((op, levels_saved)) => {
-                let inputs = pn.inputs.clone();
-                let name = format!("{first}+{second}");
-                let kind = match &op {
-                    Op::Linear(l) => l.kind.clone(),
-                    _ => "constant addition".to_string(),
-                };
-                let nonzeros = match &op {
-                    Op::Linear(l) => l.nnz(),
-                    _ => 0,
+                drop((p_op, q_op));
+                let name = joined(&first, &second);
+                let (kind, nonzeros) = match &op {
+                    Op::Linear(l) => (l.kind.clone(), l.nnz()),
+                    _ => ("constant addition".to_string(), 0),
                 };
                 if let Some(qn) = nodes.get_mut(q) {
                     qn.op = op;
@@ -345,7 +345,14 @@ pub fn fuse(net: Network, rules: &FusionRules) -> Result<(Network, Vec<Fusion>)>
                     levels_saved,
                 }
             }
-            Err(reason) => Outcome::Kept { reason },
+            Err(reason) => {
+                for (i, op) in [(p, p_op), (q, q_op)] {
+                    if let Some(n) = nodes.get_mut(i) {
+                        n.op = op;
+                    }
+                }
+                Outcome::Kept { reason }
+            }
         };
         report.push(Fusion {
             first,
@@ -354,6 +361,13 @@ pub fn fuse(net: Network, rules: &FusionRules) -> Result<(Network, Vec<Fusion>)>
         });
     }
     Ok((compact(nodes, &alive)?, report))
+}
+
+/// Moves node `i`'s operation out (a placeholder `Reshape` left in its place).
+fn take_op(nodes: &mut [Node], i: usize) -> Option<Op> {
+    nodes
+        .get_mut(i)
+        .map(|n| std::mem::replace(&mut n.op, Op::Reshape))
 }
 
 /// Drops the nodes not `alive` and renumbers the inputs of the others.
@@ -382,7 +396,7 @@ fn compact(nodes: Vec<Node>, alive: &[bool]) -> Result<Network> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
     use super::*;
     use crate::network::Activation;
 
@@ -457,6 +471,25 @@ mod tests {
         assert_eq!(f.nodes.len(), 2);
         let x: Vec<f64> = (0..8).map(f64::from).collect();
         assert!(close(&f.forward(&x).unwrap(), &net.forward(&x).unwrap()));
+    }
+
+    #[test]
+    fn a_long_chain_keeps_names_and_kinds_bounded() {
+        let mut net = Network::new(&[1]);
+        for _ in 0..300 {
+            net.dense(&[1.001], 1, Some(&[0.01])).unwrap();
+        }
+        let (f, report) = fuse(net.clone(), &FusionRules::default()).unwrap();
+        assert_eq!(f.nodes.len(), 2);
+        assert_eq!(report.len(), 299);
+        let Op::Linear(l) = &f.nodes[1].op else {
+            panic!("{:?}", f.nodes[1])
+        };
+        assert!(l.kind.len() <= 200 && f.nodes[1].name.len() <= 200, "{l:?}");
+        assert!(close(
+            &f.forward(&[0.5]).unwrap(),
+            &net.forward(&[0.5]).unwrap()
+        ));
     }
 
     #[test]

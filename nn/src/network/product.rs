@@ -23,10 +23,23 @@
 use super::Linear;
 use crate::error::{shape_err, Result};
 
+/// Longest name or kind [`joined`] builds by concatenation.
+const MAX_JOINED: usize = 200;
+
+/// `"{a}+{b}"`, or `"…+{b}"` when that would be longer than 200 bytes: the names and kinds
+/// of a long chain of fused layers stay bounded.
+pub(crate) fn joined(a: &str, b: &str) -> String {
+    if a.len() + 1 + b.len() <= MAX_JOINED {
+        format!("{a}+{b}")
+    } else {
+        format!("…+{b}")
+    }
+}
+
 impl Linear {
     /// `next ∘ self`: the layer computing `next.apply(self.apply(x))`, i.e. the matrix
     /// `next.W · self.W` with bias `next.W · self.b + next.b`. Its `kind` is
-    /// `"{self.kind}+{next.kind}"`.
+    /// `"{self.kind}+{next.kind}"` (cut to `"…+{next.kind}"` beyond 200 bytes).
     ///
     /// Errors ([`crate::NnError::Shape`]) when `self.out_len != next.in_len` or either layer
     /// is malformed (a row count, bias length or column index that disagrees with its sizes).
@@ -89,7 +102,7 @@ impl Linear {
             bias.push(b);
         }
         Ok(Linear {
-            kind: format!("{}+{}", self.kind, next.kind),
+            kind: joined(&self.kind, &next.kind),
             in_len: self.in_len,
             out_len: next.out_len,
             rows,
