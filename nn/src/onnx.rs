@@ -1159,7 +1159,10 @@ impl<'a> Importer<'a> {
         let idx = self.push(n, Op::Linear(l), vec![x], shape)?;
         self.note(
             n,
-            format!("{what} as a per-channel affine layer (could not be folded: one level)"),
+            format!(
+                "{what} as a per-channel affine layer (could not be folded into the layer before: \
+                 one level, unless fused into the layer after)"
+            ),
         );
         self.out(n, idx)
     }
@@ -1493,7 +1496,10 @@ impl<'a> Importer<'a> {
                 bias: vec![0.0; len],
             };
             let idx = self.push(n, Op::Linear(l), vec![x], shape)?;
-            self.note(n, "constant scaling (one level)");
+            self.note(
+                n,
+                "constant scaling (one level, unless fused into the layer after)",
+            );
             return self.out(n, idx);
         }
         Err(Self::unsupported(
