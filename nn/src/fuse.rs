@@ -41,10 +41,10 @@
 //!    layers' nonzeros and constant entries) `<= max_total_weights`.
 //!
 //! Otherwise both layers are kept and the refusal is reported ([`Outcome::Kept`]). A
-//! convolution (kernel `k`) followed by a global average pool, or by an average pool whose
-//! windows do not overlap (stride `s` = kernel), always passes rule 2: each output of the
-//! product reads `(s + k - 1)²` pixels per input channel where the `s²` convolution outputs
-//! it averages read `k²` each, so the product has at most the convolution's nonzeros.
+//! convolution followed by a global average pool, or by an average pool whose windows do not
+//! overlap (stride >= kernel), always passes rule 2: each row of the product is the union of
+//! the convolution rows it averages, and each convolution row is averaged at most once, so
+//! the product has at most the convolution's nonzeros.
 //!
 //! ```
 //! use he_nn::{fuse, Activation, Linear, Network};
