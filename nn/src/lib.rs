@@ -37,6 +37,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod flooding;
+pub mod fuse;
 pub mod network;
 pub mod onnx;
 pub mod plan;

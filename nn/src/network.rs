@@ -8,6 +8,9 @@
 use crate::error::{shape_err, NnError, Result};
 use crate::poly::PolyFunction;
 
+mod product;
+pub(crate) use product::joined;
+
 /// A sparse matrix (compressed rows) with a bias: `y = W·x + b`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {

@@ -6,11 +6,29 @@
 //! Supported operators (exactly the set [`import_onnx`] accepts): `Conv` (1-D/2-D, stride,
 //! pads, dilations, group), `Gemm`, `MatMul` (with a constant right operand), `Add`/`Sub` (a
 //! constant bias folded into the preceding linear layer, or a residual addition of two tensors),
-//! `Mul` (`Mul(x, x)` is a square; by a constant, folded), `Pow(x, 2)`, `AveragePool`,
-//! `GlobalAveragePool`, `BatchNormalization` (folded into the preceding linear layer),
-//! `Flatten`, `Reshape`, `Relu`/`Gelu` -> polynomial approximations, `Identity`/`Dropout`
-//! (inference no-ops), `Constant`. Anything else gives [`NnError::UnsupportedOperator`] naming
-//! the operator and the node.
+//! `Mul` (`Mul(x, x)` is a square; by a constant, folded into the preceding or the following
+//! linear layer), `Pow(x, 2)`, `AveragePool`, `GlobalAveragePool`, `BatchNormalization`
+//! (folded into the preceding linear layer, or the following one), `Flatten`, `Reshape`,
+//! `Relu`/`Gelu` -> polynomial approximations, `Identity`/`Dropout` (inference no-ops),
+//! `Constant`. Anything else gives [`NnError::UnsupportedOperator`] naming the operator and
+//! the node.
+//!
+//! # Fusions
+//!
+//! Every linear step left on its own costs one CKKS level, so the importer fuses what a
+//! compiler would, and reports each fusion (and each refusal) in [`ImportedModel::notes`]:
+//!
+//! * while importing, a constant `Add`/`Sub`/`Mul` and a `BatchNormalization` right after a
+//!   linear layer that nobody else reads fold into it (`a ⊙ (W·x + b) + c`);
+//! * after importing, one pass over the network ([`crate::fuse::fuse`]) merges every linear
+//!   layer or constant addition into the linear layer or constant addition that is its only
+//!   reader (through `Flatten`/`Reshape`): `Conv → AveragePool` and `Conv →
+//!   GlobalAveragePool` become one layer (`W2·W1`, bias `W2·b1 + b2`, [`Linear::then`]), and a
+//!   per-channel affine or constant `Mul` after an activation folds into the following
+//!   `Conv`/`Gemm` (`(W·diag(a))·x + (W·c + b)`). A product that would be too large (more
+//!   than 16 times the nonzeros of its two factors, or over [`ImportLimits::max_layer_weights`]
+//!   / [`ImportLimits::max_total_weights`]) is kept as two layers, with a note; the rules are
+//!   in [`crate::fuse`]. [`import_model_unfused`] skips this pass.
 //!
 //! # Hostile files
 //!
@@ -42,6 +60,7 @@
 )]
 
 use crate::error::{shape_err, NnError, Result};
+use crate::fuse;
 use crate::network::{Activation, Conv2dSpec, Linear, Network, Op};
 use crate::poly::PolyFunction;
 use std::collections::HashMap;
@@ -270,6 +289,18 @@ pub struct ImportLimits {
     /// 2^27). (The protobuf decoding before it holds at most a small multiple of the file,
     /// itself bounded by `max_model_bytes`.)
     pub max_total_constant_elements: usize,
+}
+
+impl ImportLimits {
+    /// The bounds of the importer's fusion pass: `max_layer_weights` and `max_total_weights`
+    /// as here, the default growth factor ([`fuse::FusionRules`]).
+    pub fn fusion_rules(&self) -> fuse::FusionRules {
+        fuse::FusionRules {
+            max_layer_weights: self.max_layer_weights,
+            max_total_weights: self.max_total_weights,
+            ..fuse::FusionRules::default()
+        }
+    }
 }
 
 impl Default for ImportLimits {
@@ -634,8 +665,38 @@ pub fn import_onnx_with_limits(
 }
 
 /// Imports a decoded ONNX model within `limits` (all the checks of [`import_onnx_with_limits`]
-/// but the file size).
+/// but the file size), then fuses consecutive affine steps ([`crate::fuse`], under
+/// [`ImportLimits::fusion_rules`]); each fusion considered adds one note, on the later node.
 pub fn import_model_with_limits(
+    model: &ModelProto,
+    opts: &ImportOptions,
+    limits: &ImportLimits,
+) -> Result<ImportedModel> {
+    let mut m = import_model_unfused(model, opts, limits)?;
+    let ops: HashMap<String, &str> = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .map(|n| (node_name(n), n.op_type.as_str()))
+        .collect();
+    let (network, fusions) = fuse::fuse(m.network, &limits.fusion_rules())?;
+    m.network = network;
+    m.notes.extend(fusions.iter().map(|f| {
+        ImportNote {
+            op: ops
+                .get(&f.second)
+                .map_or_else(|| "(generated)".to_string(), |o| o.to_string()),
+            node: f.second.clone(),
+            became: f.describe(),
+        }
+    }));
+    Ok(m)
+}
+
+/// [`import_model_with_limits`] without the fusion pass: one node per ONNX operator that is
+/// not folded at import (the reference the fused network is checked against, and the input
+/// for [`fuse::fuse`] under other [`fuse::FusionRules`]).
+pub fn import_model_unfused(
     model: &ModelProto,
     opts: &ImportOptions,
     limits: &ImportLimits,
@@ -1098,7 +1159,10 @@ impl<'a> Importer<'a> {
         let idx = self.push(n, Op::Linear(l), vec![x], shape)?;
         self.note(
             n,
-            format!("{what} as a per-channel affine layer (could not be folded: one level)"),
+            format!(
+                "{what} as a per-channel affine layer (could not be folded into the layer before: \
+                 one level, unless fused into the layer after)"
+            ),
         );
         self.out(n, idx)
     }
@@ -1432,7 +1496,10 @@ impl<'a> Importer<'a> {
                 bias: vec![0.0; len],
             };
             let idx = self.push(n, Op::Linear(l), vec![x], shape)?;
-            self.note(n, "constant scaling (one level)");
+            self.note(
+                n,
+                "constant scaling (one level, unless fused into the layer after)",
+            );
             return self.out(n, idx);
         }
         Err(Self::unsupported(

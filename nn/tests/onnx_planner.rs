@@ -8,8 +8,8 @@ use common::{max_abs_diff, test_params};
 use he_nn::data::{read_images, read_logits_json};
 use he_nn::network::Linear;
 use he_nn::onnx::{
-    import_onnx, load_onnx, AttributeProto, GraphProto, ImportOptions, ModelProto, NodeProto,
-    OperatorSetIdProto, TensorProto, ValueInfoProto,
+    import_model_unfused, import_onnx, load_onnx, AttributeProto, GraphProto, ImportLimits,
+    ImportOptions, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
 };
 use he_nn::sim::Gaussian;
 use he_nn::{Activation, Conv2dSpec, Mode, Network, NnError, Op, Plan, PlanOptions, PolyFunction};
@@ -274,10 +274,21 @@ fn synthetic_model_covers_more_operators() {
     net.dense(&mwt, 4, Some(&f(&mb))).unwrap();
     net.activation(Activation::Square).unwrap();
     net.dense(&f(&gw), 2, Some(&f(&gb))).unwrap();
+    let unfused = import_model_unfused(
+        &ModelProto::decode(bytes.as_slice()).unwrap(),
+        &opts,
+        &ImportLimits::default(),
+    )
+    .unwrap();
     assert_eq!(
-        m.network.nodes.len(),
+        unfused.network.nodes.len(),
         net.nodes.len(),
         "BatchNorm and the MatMul bias are folded"
+    );
+    assert_eq!(
+        m.network.nodes.len(),
+        net.nodes.len() - 2,
+        "AveragePool, Reshape and MatMul are one layer"
     );
     let xs: Vec<Vec<f64>> = (0..4)
         .map(|_| (0..72).map(|_| g.normal()).collect())
@@ -285,12 +296,13 @@ fn synthetic_model_covers_more_operators() {
     let got: Vec<Vec<f64>> = xs.iter().map(|x| m.network.forward(x).unwrap()).collect();
     let want: Vec<Vec<f64>> = xs.iter().map(|x| net.forward(x).unwrap()).collect();
     assert!(max_abs_diff(&got, &want) < 1e-9);
-    // Plan it: the Relu polynomial (depth 3) + 4 linear/square levels; 1/B folded.
+    // Plan it: Conv, the Relu polynomial (depth 3), AveragePool+MatMul, square, Gemm; 1/B
+    // folded.
     // Encrypted (latency mode) against the simulator of the same plan.
     let (enc, sim, plan) =
         common::run_encrypted(&m.network, Mode::Latency, test_params(11, 8), &xs[..1]);
     println!("{}", plan.describe());
-    assert_eq!(plan.depth, 1 + 3 + 1 + 1 + 1 + 1);
+    assert_eq!(plan.depth, 1 + 3 + 1 + 1 + 1);
     let e = max_abs_diff(&enc, &sim);
     println!("encrypted vs simulated: {e:.2e}");
     assert!(e < 1e-6, "{e}");
