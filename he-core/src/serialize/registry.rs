@@ -1,40 +1,41 @@
-//! The one object registry of HomE: every kind of object a blob or a store record can hold,
-//! with the `u16` tag persisted for it. The serialized-blob header (this module's parent) and
-//! `pmem-store`'s index records both write [`ObjectKind::tag`], so a tag means the same object
-//! in both places.
-//!
-//! | tag | kind                 | serialized blob (`he_core::serialize`)        | `pmem-store` record payload                       |
-//! |----:|----------------------|-----------------------------------------------|---------------------------------------------------|
-//! |   1 | `Parameters`         | `Parameters::to_bytes`                        | the blob                                          |
-//! |   2 | `Plaintext`          | [`Serializable`](super::Serializable)         | the blob (`Store::put_plaintext`)                 |
-//! |   3 | `Ciphertext`         | `Serializable`                                | the blob                                          |
-//! |   4 | `PublicKey`          | `Serializable`                                | the blob                                          |
-//! |   5 | `KeySwitchKey`       | `Serializable` (its kind inside the payload)  | the blob                                          |
-//! |   6 | `SecretKey`          | only [`secret_key_to_bytes`](super::secret_key_to_bytes) | **refused**: a store never holds a secret |
-//! |   7 | `LinearTransform`    | `Serializable`                                | the blob (`Store::put_transform`)                 |
-//! |   8 | `RelinKey`           | none                                          | raw limb-major words, used in place               |
-//! |   9 | `GaloisKey`          | none                                          | raw words; the record's `aux` is the element      |
-//! |  10 | `SparseToDenseKey`   | none                                          | raw words (bootstrapping's encapsulation switch)  |
-//! |  11 | `Tensor`             | none                                          | raw `u64` words; the record's `dims` its shape    |
-//! |  12 | `Bytes`              | none                                          | raw bytes                                         |
-//!
-//! Tags 1 to 7 are those of serialize format version 2, unchanged. Tags are never reused:
-//! a kind that is retired keeps its number, and new kinds take the next free one.
-//!
-//! ```
-//! use he_core::serialize::ObjectKind;
-//!
-//! assert_eq!(ObjectKind::LinearTransform.tag(), 7);
-//! assert_eq!(ObjectKind::from_tag(9), Some(ObjectKind::GaloisKey));
-//! assert_eq!(ObjectKind::from_tag(0), None);
-//! assert!(ObjectKind::SecretKey.is_secret());
-//! assert_eq!(ObjectKind::GaloisKey.to_string(), "galois-key");
-//! ```
+//! The one object registry of HomE ([`ObjectKind`]), shared by serialized blobs and
+//! `pmem-store` records.
 
 use crate::rlwe::KeyKind;
 use std::fmt;
 
-/// The kind of a persisted object, and its `u16` tag (see the [module table](self)).
+/// The one object registry of HomE: every kind of object a blob or a store record can hold,
+/// with the `u16` tag persisted for it. The serialized-blob header (`he_core::serialize`) and
+/// `pmem-store`'s index records both write [`ObjectKind::tag`], so a tag means the same object
+/// in both places.
+///
+/// | tag | kind                 | serialized blob (`he_core::serialize`)        | `pmem-store` record payload                       |
+/// |----:|----------------------|-----------------------------------------------|---------------------------------------------------|
+/// |   1 | `Parameters`         | `Parameters::to_bytes`                        | the blob                                          |
+/// |   2 | `Plaintext`          | [`Serializable`](super::Serializable)         | the blob (`Store::put_plaintext`)                 |
+/// |   3 | `Ciphertext`         | `Serializable`                                | the blob                                          |
+/// |   4 | `PublicKey`          | `Serializable`                                | the blob                                          |
+/// |   5 | `KeySwitchKey`       | `Serializable` (its kind inside the payload)  | the blob                                          |
+/// |   6 | `SecretKey`          | only [`secret_key_to_bytes`](super::secret_key_to_bytes) | **refused**: a store never holds a secret |
+/// |   7 | `LinearTransform`    | `Serializable`                                | the blob (`Store::put_transform`)                 |
+/// |   8 | `RelinKey`           | none                                          | raw limb-major words, used in place               |
+/// |   9 | `GaloisKey`          | none                                          | raw words; the record's `aux` is the element      |
+/// |  10 | `SparseToDenseKey`   | none                                          | raw words (bootstrapping's encapsulation switch)  |
+/// |  11 | `Tensor`             | none                                          | raw `u64` words; the record's `dims` its shape    |
+/// |  12 | `Bytes`              | none                                          | raw bytes                                         |
+///
+/// Tags 1 to 7 are those of serialize format version 2, unchanged. Tags are never reused:
+/// a kind that is retired keeps its number, and new kinds take the next free one.
+///
+/// ```
+/// use he_core::serialize::ObjectKind;
+///
+/// assert_eq!(ObjectKind::LinearTransform.tag(), 7);
+/// assert_eq!(ObjectKind::from_tag(9), Some(ObjectKind::GaloisKey));
+/// assert_eq!(ObjectKind::from_tag(0), None);
+/// assert!(ObjectKind::SecretKey.is_secret());
+/// assert_eq!(ObjectKind::GaloisKey.to_string(), "galois-key");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u16)]
 #[non_exhaustive]
