@@ -1007,14 +1007,9 @@ fn describe_blob(b: &[u8], what: &str) -> Result<(String, Value)> {
         b.get(10).copied().unwrap_or(0),
         b.get(11).copied().unwrap_or(0),
     ]);
-    let obj = match ty {
-        1 => ObjectType::Parameters,
-        2 => ObjectType::Plaintext,
-        3 => ObjectType::Ciphertext,
-        4 => ObjectType::PublicKey,
-        5 => ObjectType::KeySwitchKey,
-        6 => ObjectType::SecretKey,
-        t => return fail(format!("{what}: HomE blob of unknown object type {t}")),
+    // The one registry's tags (he_core::serialize::ObjectKind), not a copy of them.
+    let Some(obj) = ObjectType::from_tag(ty) else {
+        return fail(format!("{what}: HomE blob of unknown object type {ty}"));
     };
     let (h, payload) = open(b, obj).ctx(what)?;
     let mut v = json!({

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let record = if sel & 1 == 1 {
         frame(meta_part, 7)
     } else {
-        let ty = ObjectType::from_tag(u16::from(sel >> 1) % 8).unwrap_or(ObjectType::GaloisKey);
+        let ty = ObjectType::from_tag(u16::from(sel >> 1) % 16).unwrap_or(ObjectType::GaloisKey);
         let small = |x: u64| if sel & 2 != 0 { x % 64 } else { x };
         let info = ObjectInfo {
             key: "k".into(),

@@ -137,6 +137,27 @@ pub enum Error {
         /// The identifier found.
         found: Option<crate::rlwe::KeyId>,
     },
+    /// A named object (an encoded weight, a pre-encoded linear transform) that a provider
+    /// does not hold.
+    #[error("missing {kind} {name:?}: {reason}")]
+    MissingObject {
+        /// The kind asked for.
+        kind: crate::serialize::ObjectKind,
+        /// The caller's name for it.
+        name: String,
+        /// Where it was looked for.
+        reason: String,
+    },
+    /// A named object held with another kind than the one asked for.
+    #[error("object {name:?} is a {found}, expected a {expected}")]
+    ObjectKindMismatch {
+        /// The caller's name for it.
+        name: String,
+        /// The kind asked for.
+        expected: crate::serialize::ObjectKind,
+        /// The kind held.
+        found: crate::serialize::ObjectKind,
+    },
     /// Malformed serialized input.
     #[error("cannot decode {what}: {reason}")]
     Decode {

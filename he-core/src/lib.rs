@@ -14,8 +14,10 @@
 //! ckks   encoder, encryption, the evaluator (level and scale management as operations,
 //!        constants to a target scale)
 //! circuits  linear transforms with pre-encoded diagonals (double hoisted), Chebyshev
-//!        polynomial evaluation with exact scales, composite minimax sign, bootstrapping
-//! serialize  versioned, checksummed, size-checked binary format
+//!        polynomial evaluation with exact scales, composite minimax sign, bootstrapping,
+//!        the WeightProvider seam for weight stores
+//! serialize  versioned, checksummed, size-checked binary format; the one object registry
+//!        (ObjectKind) shared with pmem-store
 //! ```
 //!
 //! No I/O, no GPU, no files: higher tiers plug in through traits.

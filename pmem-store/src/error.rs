@@ -194,9 +194,10 @@ pub enum StoreError {
         /// What was expected and what was found.
         reason: String,
     },
-    /// A file written by an unsupported format version (version-1 indexes predate the torn /
-    /// damaged distinction and are not read by this build).
-    #[error("unsupported format version in {path}: expected {expected}, found {found} (a store written by another build of pmem-store; copy its objects out with that build)")]
+    /// A file written by an unsupported format version: version-1 indexes predate the torn /
+    /// damaged distinction, version-2 indexes numbered object types before the registry shared
+    /// with `he-core` ([`crate::format::version_hint`]); neither is read by this build.
+    #[error("unsupported format version in {path}: expected {expected}, found {found} ({hint}; a store written by another build of pmem-store: copy its objects out with that build)")]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
@@ -204,6 +205,29 @@ pub enum StoreError {
         expected: u32,
         /// Version found.
         found: u32,
+        /// What differs in the version found.
+        hint: &'static str,
+    },
+    /// A `put` of a secret key, by its type or by its payload (a serialized secret-key blob
+    /// under any type): a store holds what a server may see, never a secret.
+    #[error("refusing to store object {key:?}: it is a secret key ({reason}); expected an object a server may hold — keep secret keys with their owner (he_core::serialize::secret_key_to_bytes)")]
+    SecretKeyRefused {
+        /// The object key.
+        key: String,
+        /// How it was recognised.
+        reason: &'static str,
+    },
+    /// An object's payload (intact per its checksum) that does not decode as its type: a
+    /// truncated or mislabelled blob, one of other parameters, out-of-range residues.
+    #[error("object {key:?} of type {ty} does not decode: {source}")]
+    Undecodable {
+        /// The object.
+        key: String,
+        /// Its type.
+        ty: ObjectType,
+        /// `he-core`'s reason.
+        #[source]
+        source: he_core::Error,
     },
     /// An error from `he-core` (building a key from a mapped object).
     #[error(transparent)]

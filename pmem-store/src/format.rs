@@ -2,12 +2,12 @@
 //!
 //! ```text
 //! index.log   [IndexHeader: 64 bytes][Record]*
-//!   IndexHeader  magic "HOMEIDX\0" | version u32 (2) | flags u32 (bit 0: bound to params) |
+//!   IndexHeader  magic "HOMEIDX\0" | version u32 (3) | flags u32 (bit 0: bound to params) |
 //!                params_hash u64 | store_id u64 | first_generation u64 | created_unix u64 |
 //!                reserved 12 | crc32 u32 (of bytes 0..60)
 //!   Record       magic u32 "REC2" | body_len u32 | generation u64 | head_crc u32 (of the 16
 //!                bytes before it) | body (scrambled) | crc u32 (of everything before it)
-//!   Put body     op=1 u8 | key_len u16 | key | type u16 | params_hash u64 | segment u32 |
+//!   Put body     op=1 u8 | key_len u16 | key | type u16 (an ObjectType tag) | params_hash u64 | segment u32 |
 //!                offset u64 | len u64 | xxh3 u64 | dims 4 x u64 | aux u64 | user_len u32 | user
 //!   Delete body  op=2 u8 | key_len u16 | key
 //!   Pad body     op=3 u8 | filler (a no-op record; see below)
@@ -34,7 +34,17 @@
 //!   checksum fails *and* that holds an all-zero sector is a torn append; one whose checksum
 //!   fails with every sector non-zero is a damaged committed record, reported and kept.
 //!
-//! Version-1 indexes (no head CRC) are refused with [`crate::StoreError::UnsupportedVersion`].
+//! ## Object types (format version 3)
+//!
+//! The `type` of a Put body is the tag of [`ObjectType`], `he-core`'s one object registry
+//! ([`he_core::serialize::ObjectKind`]), the same numbers its serialized blobs carry.
+//! Version 3 adopted it: version 2 numbered types on its own (ciphertext 1, plaintext 2,
+//! relinearization key 3, Galois key 4, tensor 5, bytes 6, and the sparse-to-dense key as a
+//! relinearization key with `aux` 1), so a version-2 index would be misread and is refused.
+//! A Put of the secret-key type is refused as corrupt: the store never holds secrets.
+//!
+//! Version-1 and version-2 indexes are refused with [`crate::StoreError::UnsupportedVersion`]
+//! (see [`version_hint`]).
 //!
 //! Checksums here (CRC-32 on records, XXH3-64 on payloads) detect accidental corruption
 //! (media errors, bit flips, torn writes). They are not message authentication codes and do
@@ -43,8 +53,9 @@
 
 use crate::object::{ObjectInfo, ObjectMeta, ObjectType, MAX_KEY_LEN, MAX_USER_META};
 
-/// Index format version written and read by this build.
-pub const FORMAT_VERSION: u32 = 2;
+/// Index format version written and read by this build (3: object types from the shared
+/// registry).
+pub const FORMAT_VERSION: u32 = 3;
 /// Segment format version written and read by this build (unchanged since version 1).
 pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 /// Size of the index header.
@@ -66,6 +77,16 @@ pub const RECORD_OVERHEAD: usize = RECORD_HEAD + 4;
 /// Largest record body accepted.
 pub const MAX_RECORD_BODY: usize =
     1 + 2 + MAX_KEY_LEN + 2 + 8 + 4 + 8 + 8 + 8 + 32 + 8 + 4 + MAX_USER_META;
+
+/// What changed since index format version `found`, for the message refusing it.
+pub fn version_hint(found: u32) -> &'static str {
+    match found {
+        1 => "version 1 predates the torn / damaged record distinction and the shared object registry",
+        2 => "version 2 numbered object types on its own, before the registry shared with he-core's serialization; its tags would be misread",
+        v if v > FORMAT_VERSION => "written by a newer pmem-store",
+        _ => "not a version any pmem-store wrote",
+    }
+}
 
 /// Rounds `x` up to a multiple of [`PAYLOAD_ALIGN`].
 pub fn align_up(x: u64) -> u64 {
@@ -446,8 +467,14 @@ fn decode_body(body: &[u8], generation: u64) -> Result<Record, String> {
         1 => {
             let key = c.key()?;
             let tag = c.u16()?;
-            let ty = ObjectType::from_tag(tag)
-                .ok_or_else(|| format!("object type tag 1..=6 expected, found {tag}"))?;
+            let ty = ObjectType::from_tag(tag).ok_or_else(|| {
+                format!("an object type tag of the registry (1..=12) expected, found {tag}")
+            })?;
+            if ty.is_secret() {
+                return Err(format!(
+                    "a {ty} record (tag {tag}): a store never holds secret keys"
+                ));
+            }
             let params_hash = c.u64()?;
             let segment = c.u32()?;
             let offset = c.u64()?;
@@ -510,93 +537,4 @@ fn decode_body(body: &[u8], generation: u64) -> Result<Record, String> {
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// Wherever a record lands and whatever it holds (zero runs included), the bytes the
-        /// writer appends have no sector piece that one bit flip could turn all-zero, and they
-        /// decode back to the record (after an optional pad).
-        #[test]
-        fn encode_at_never_leaves_a_weak_sector(
-            offset in 64u64..4096,
-            gen in 1u64..1_000_000,
-            key_len in 1usize..40,
-            user in proptest::collection::vec(prop_oneof![Just(0u8), any::<u8>()], 0..1500),
-            zero_user in any::<bool>(),
-        ) {
-            let user = if zero_user { vec![0u8; user.len()] } else { user };
-            let info = ObjectInfo {
-                key: "k".repeat(key_len),
-                meta: ObjectMeta::new(ObjectType::Bytes, 0).with_user(user),
-                segment: 0,
-                offset: 4096,
-                len: 0,
-                checksum: 0,
-                generation: 0,
-            };
-            let rec = Record::Put(info);
-            let (bytes, next) = rec.encode_at(offset, gen);
-            prop_assert!(!has_weak_sector(&bytes, offset));
-            let mut at = 0;
-            let mut g = gen;
-            let mut last = None;
-            while at < bytes.len() {
-                let (r, rg, used) = Record::decode(&bytes[at..]).unwrap();
-                prop_assert_eq!(rg, g);
-                g += 1;
-                at += used;
-                last = Some(r);
-            }
-            prop_assert_eq!(g, next);
-            let Some(Record::Put(mut got)) = last else { panic!("no put") };
-            got.generation = 0;
-            prop_assert_eq!(Record::Put(got), rec);
-        }
-    }
-
-    #[test]
-    fn record_round_trip_and_torn_detection() {
-        let info = ObjectInfo {
-            key: "galois/5".into(),
-            meta: ObjectMeta::new(ObjectType::GaloisKey, 0xabc)
-                .with_dims([1, 2, 3, 4])
-                .with_aux(5)
-                .with_user(vec![9; 10]),
-            segment: 3,
-            offset: 8192,
-            len: 100,
-            checksum: 77,
-            generation: 42,
-        };
-        let bytes = Record::Put(info.clone()).encode(42);
-        let (rec, gen, used) = Record::decode(&bytes).unwrap();
-        assert_eq!(rec, Record::Put(info));
-        assert_eq!((gen, used), (42, bytes.len()));
-        for cut in 0..bytes.len() {
-            assert!(Record::decode(&bytes[..cut]).is_err());
-        }
-        for i in 0..bytes.len() {
-            let mut b = bytes.clone();
-            b[i] ^= 0x10;
-            assert!(Record::decode(&b).is_err(), "flip at {i} undetected");
-        }
-    }
-
-    #[test]
-    fn headers_round_trip() {
-        let h = IndexHeader {
-            params_hash: Some(7),
-            store_id: 9,
-            first_generation: 1,
-            created_unix: 3,
-        };
-        assert_eq!(IndexHeader::decode(&h.encode()).unwrap(), h);
-        let s = SegmentHeader {
-            segment: 4,
-            store_id: 9,
-        };
-        assert_eq!(SegmentHeader::decode(&s.encode()).unwrap(), s);
-    }
-}
+mod tests;

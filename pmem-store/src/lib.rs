@@ -6,6 +6,11 @@
 //! them in memory (limb-major `u64` residues, page-aligned), so a mapped object is used in
 //! place: [`MappedObject`] implements [`he_core::rlwe::LimbStorage`], and [`PmemKeyStore`]
 //! implements [`he_core::rlwe::EvalKeyProvider`] for evaluators that fetch Galois keys lazily.
+//! Pre-encoded weights (linear transforms, plaintexts) are stored as their `he-core` blobs
+//! ([`Store::put_transform`], [`Store::put_plaintext`]) and served by [`PmemWeightStore`],
+//! which implements [`he_core::circuits::weights::WeightProvider`]. Object types are
+//! `he-core`'s one registry ([`ObjectType`] is [`he_core::serialize::ObjectKind`]), so a tag
+//! means the same in a store record and in a serialized blob; secret keys are refused.
 //!
 //! A DRAM budget bounds the bytes mapped at any time; an LRU cache keeps recently used
 //! objects mapped; a prefetch thread maps and reads ahead the objects of a given access
@@ -31,6 +36,7 @@ pub mod object;
 pub mod recovery;
 mod store;
 pub mod sys;
+mod weights;
 
 pub use cache::{MappedObject, ObjectHandle};
 pub use error::{Result, StoreError};
@@ -41,3 +47,4 @@ pub use store::{
     DamagedTail, RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE,
     LOCK_FILE,
 };
+pub use weights::PmemWeightStore;

@@ -1,68 +1,15 @@
 //! What the store holds: typed objects, their metadata and their place on disk.
 
 use he_core::rlwe::{KeyKind, KeyShape, KeySwitchKey};
-use std::fmt;
 
-/// The type tag of a stored object (persisted as a `u16`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum ObjectType {
-    /// A ciphertext (limb-major residues of its polynomials).
-    Ciphertext,
-    /// A plaintext, e.g. an encoded model weight.
-    Plaintext,
-    /// The relinearization key (a key-switching key `s^2 -> s`).
-    RelinKey,
-    /// A Galois (rotation) key; [`ObjectMeta::aux`] holds the Galois element.
-    GaloisKey,
-    /// A raw tensor of `u64` words; [`ObjectMeta::dims`] holds its shape.
-    Tensor,
-    /// Raw bytes.
-    Bytes,
-}
-
-impl ObjectType {
-    /// The persisted tag.
-    pub fn tag(self) -> u16 {
-        match self {
-            Self::Ciphertext => 1,
-            Self::Plaintext => 2,
-            Self::RelinKey => 3,
-            Self::GaloisKey => 4,
-            Self::Tensor => 5,
-            Self::Bytes => 6,
-        }
-    }
-    /// The type of a persisted tag, if known.
-    pub fn from_tag(tag: u16) -> Option<Self> {
-        Some(match tag {
-            1 => Self::Ciphertext,
-            2 => Self::Plaintext,
-            3 => Self::RelinKey,
-            4 => Self::GaloisKey,
-            5 => Self::Tensor,
-            6 => Self::Bytes,
-            _ => return None,
-        })
-    }
-    /// A short lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ciphertext => "ciphertext",
-            Self::Plaintext => "plaintext",
-            Self::RelinKey => "relin-key",
-            Self::GaloisKey => "galois-key",
-            Self::Tensor => "tensor",
-            Self::Bytes => "bytes",
-        }
-    }
-}
-
-impl fmt::Display for ObjectType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The type tag of a stored object (persisted as a `u16`): `he-core`'s one object registry,
+/// [`he_core::serialize::ObjectKind`], so that a tag means the same in a store record and in a
+/// serialized blob. Its documentation has the table of tags and of what a record of each kind
+/// holds: kinds with a serialized form (plaintexts, linear transforms, ...) are stored as
+/// their blob; key-switching keys as raw words used in place ([`ObjectType::RelinKey`],
+/// [`ObjectType::GaloisKey`], [`ObjectType::SparseToDenseKey`]); tensors and bytes raw. A
+/// [`ObjectType::SecretKey`] is refused by `put` ([`crate::StoreError::SecretKeyRefused`]).
+pub use he_core::serialize::ObjectKind as ObjectType;
 
 /// Largest user metadata blob per object.
 pub const MAX_USER_META: usize = 64 * 1024;
@@ -76,10 +23,12 @@ pub struct ObjectMeta {
     pub ty: ObjectType,
     /// Hash of the parameters the object was made for.
     pub params_hash: u64,
-    /// Shape words: for keys `[n, q_limbs, p_limbs, dnum]`; for ciphertexts and plaintexts
-    /// `[n, limbs, polys, 0]` by convention; for tensors their dimensions.
+    /// Shape words: for raw keys `[n, q_limbs, p_limbs, dnum]`; for linear transforms
+    /// `[level, slots, n1, diagonals]` and for plaintexts `[level, 0, 0, 0]` (informational:
+    /// the blob is what is decoded); for tensors their dimensions.
     pub dims: [u64; 4],
-    /// One more word: the Galois element of a Galois key, a scale's bits, ...
+    /// One more word: the Galois element of a Galois key, the scale's bits of a plaintext or
+    /// linear transform, ...
     pub aux: u64,
     /// Free-form caller metadata (at most [`MAX_USER_META`] bytes), e.g. a serialized header.
     pub user: Vec<u8>,
@@ -111,16 +60,15 @@ impl ObjectMeta {
         self.user = user;
         self
     }
-    /// Metadata describing a key-switching key (relinearization or Galois).
+    /// Metadata describing a key-switching key: its raw-word kind
+    /// ([`ObjectType::raw_key`]), shape, and for a Galois key the element in `aux`.
     pub fn for_key(key: &KeySwitchKey) -> Self {
         let s = key.shape();
-        let (ty, aux) = match key.kind() {
-            KeyKind::Relinearization => (ObjectType::RelinKey, 0),
-            KeyKind::Galois(g) => (ObjectType::GaloisKey, g),
-            // Non-Galois switching keys share the type; aux tells them apart.
-            KeyKind::SparseToDense => (ObjectType::RelinKey, 1),
+        let aux = match key.kind() {
+            KeyKind::Galois(g) => g,
+            KeyKind::Relinearization | KeyKind::SparseToDense => 0,
         };
-        Self::new(ty, key.params_hash())
+        Self::new(ObjectType::raw_key(key.kind()), key.params_hash())
             .with_dims([
                 s.n as u64,
                 s.q_limbs as u64,
@@ -131,12 +79,7 @@ impl ObjectMeta {
     }
     /// The key shape and kind, when this describes a key-switching key.
     pub fn key_shape(&self) -> Option<(KeyShape, KeyKind)> {
-        let kind = match self.ty {
-            ObjectType::RelinKey if self.aux == 1 => KeyKind::SparseToDense,
-            ObjectType::RelinKey => KeyKind::Relinearization,
-            ObjectType::GaloisKey => KeyKind::Galois(self.aux),
-            _ => return None,
-        };
+        let kind = self.ty.raw_key_kind(self.aux)?;
         let [n, q, p, d] = self.dims;
         let shape = KeyShape {
             n: usize::try_from(n).ok()?,

@@ -40,6 +40,11 @@ fn bootstrap_with_keys_from_a_store_under_a_small_budget() {
         pks.insert(&keys.eval_keys.galois_key(g).unwrap()).unwrap();
     }
     assert_eq!(pks.galois_elements(), keys.eval_keys.galois_elements());
+    // The encapsulation's switching key is its own object type, not a relinearization key.
+    assert_eq!(
+        store.info(&pks.sparse_to_dense_name()).unwrap().meta.ty,
+        pmem_store::ObjectType::SparseToDenseKey
+    );
 
     let enc_key = keys.encapsulation.clone();
     let dram =
@@ -73,12 +78,12 @@ fn bootstrap_with_keys_from_a_store_under_a_small_budget() {
 
 #[test]
 fn bootstrapping_dft_factors_served_from_the_store() {
-    // The pre-encoded CoeffToSlot/SlotToCoeff factors are serializable objects: stored once,
-    // memory-mapped back, decoded and checked against the parameters.
+    // The pre-encoded CoeffToSlot/SlotToCoeff factors are linear transforms: stored once as
+    // their blobs under the LinearTransform type, memory-mapped back, decoded and checked
+    // against the parameters.
     use he_core::circuits::lintrans::{BabySteps, LinearTransform};
     use he_core::ckks::Complex64;
-    use he_core::serialize::Serializable;
-    use pmem_store::{ObjectMeta, ObjectType};
+    use pmem_store::ObjectType;
     let config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
     let params = config.parameters().unwrap();
     let ecd = Encoder::new(&params).unwrap();
@@ -96,18 +101,12 @@ fn bootstrapping_dft_factors_served_from_the_store() {
         let l = 3 - f;
         let lt: LinearTransform =
             LinearTransform::encode(&ecd, d, l, params.q()[l] as f64, BabySteps::Auto).unwrap();
-        store
-            .put(
-                &format!("stc/{f}"),
-                &ObjectMeta::new(ObjectType::Bytes, params.hash()),
-                &lt.to_bytes(),
-            )
-            .unwrap();
+        let info = store.put_transform(&format!("stc/{f}"), &lt).unwrap();
+        assert_eq!(info.meta.ty, ObjectType::LinearTransform);
         lts.push(lt);
     }
     for (f, lt) in lts.iter().enumerate() {
-        let h = store.get(&format!("stc/{f}")).unwrap();
-        let back = LinearTransform::from_bytes(&params, h.bytes()).unwrap();
+        let back = store.get_transform(&format!("stc/{f}"), &params).unwrap();
         assert_eq!(&back, lt);
     }
     let _ = std::fs::remove_dir_all(&dir);

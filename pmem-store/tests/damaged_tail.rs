@@ -290,27 +290,39 @@ fn flips_are_damage_cuts_and_unwritten_sectors_are_torn() {
     }
 }
 
-/// A version-1 index (no record head checksum) is refused with a clear error.
+/// A version-1 index (no record head checksum) and a version-2 index (object types numbered
+/// before the registry shared with he-core) are refused with a clear error naming the version.
 #[test]
-fn version_one_index_is_refused() {
+fn old_index_versions_are_refused() {
     let _serial = serial();
-    let (dir, _) = make("v1", 1);
-    let idx = dir.join(INDEX_FILE);
-    let mut b = fs::read(&idx).unwrap();
-    b[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let c = crc32fast::hash(&b[..60]);
-    b[60..64].copy_from_slice(&c.to_le_bytes());
-    fs::write(&idx, &b).unwrap();
-    let e = Store::open(&dir, ro()).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            StoreError::UnsupportedVersion {
-                expected: 2,
-                found: 1,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    for (version, hint) in [
+        (1u32, "torn / damaged"),
+        (2, "numbered object types on its own"),
+    ] {
+        let (dir, _) = make(&format!("v{version}"), 1);
+        let idx = dir.join(INDEX_FILE);
+        let mut b = fs::read(&idx).unwrap();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let c = crc32fast::hash(&b[..60]);
+        b[60..64].copy_from_slice(&c.to_le_bytes());
+        fs::write(&idx, &b).unwrap();
+        let e = Store::open(&dir, ro()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                StoreError::UnsupportedVersion {
+                    expected: 3,
+                    found,
+                    ..
+                } if found == version
+            ),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("found {version}")) && msg.contains(hint),
+            "{msg}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

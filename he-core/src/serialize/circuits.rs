@@ -12,7 +12,7 @@
 //! bytes present before any polynomial is allocated; every residue is checked against its prime.
 
 use super::{
-    check_level_scale, check_params, err, open, put_poly, seal, ObjectType, Reader, Serializable,
+    check_level_scale, check_params, err, open, put_poly, seal, ObjectKind, Reader, Serializable,
 };
 use crate::circuits::lintrans::LinearTransform;
 use crate::ring::keyswitch::PolyQP;
@@ -24,7 +24,7 @@ use std::sync::Arc;
 const WHAT: &str = "linear transform";
 
 impl Serializable for LinearTransform {
-    const OBJECT: ObjectType = ObjectType::LinearTransform;
+    const OBJECT: ObjectKind = ObjectKind::LinearTransform;
 
     fn to_bytes(&self) -> Vec<u8> {
         let mut p = Vec::with_capacity(24 + self.bytes());

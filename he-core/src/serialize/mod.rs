@@ -6,7 +6,8 @@
 //! offset  size  field
 //!      0     8  magic "HOMEFHE\0"
 //!      8     2  format version (2), little-endian
-//!     10     2  object type (ObjectType)
+//!     10     2  object type: the tag of its [`ObjectKind`] (the registry shared with
+//!                 `pmem-store`; tags 1..=7 are the only ones a blob carries)
 //!     12     4  flags (bit 0: seeded form)
 //!     16     8  hash of the parameters (Parameters::hash)
 //!     24     8  payload length in bytes
@@ -15,6 +16,9 @@
 //!
 //! Version 2 added the [`KeyId`] of the secret key to ciphertexts, public keys,
 //! key-switching keys and secret keys; version-1 blobs are refused with a message saying so.
+//! The type tags are those of the one object registry, [`ObjectKind`], which `pmem-store`'s
+//! index records use too; tags 1 to 7 have not changed since version 1, so sharing the
+//! registry changed no blob and needed no version bump.
 //!
 //! Residues are little-endian `u64`, limb-major, copied with `bytemuck`. Decoders check, in
 //! order: length of the header, magic, version, type, checksum, the parameters' hash, and the
@@ -50,6 +54,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod circuits;
+mod registry;
 
 #[cfg(target_endian = "big")]
 compile_error!("HomE's serialization assumes a little-endian target");
@@ -62,41 +67,10 @@ pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 40;
 const FLAG_SEEDED: u32 = 1;
 
-/// Object type tags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
-pub enum ObjectType {
-    /// [`Parameters`].
-    Parameters = 1,
-    /// [`Plaintext`].
-    Plaintext = 2,
-    /// [`Ciphertext`].
-    Ciphertext = 3,
-    /// [`PublicKey`].
-    PublicKey = 4,
-    /// [`KeySwitchKey`].
-    KeySwitchKey = 5,
-    /// [`SecretKey`] (only through the named functions).
-    SecretKey = 6,
-    /// [`LinearTransform`](crate::circuits::lintrans::LinearTransform): pre-encoded diagonals.
-    LinearTransform = 7,
-}
-
-impl ObjectType {
-    /// The type with tag `v`, if any.
-    pub fn from_u16(v: u16) -> Option<Self> {
-        Some(match v {
-            1 => Self::Parameters,
-            2 => Self::Plaintext,
-            3 => Self::Ciphertext,
-            4 => Self::PublicKey,
-            5 => Self::KeySwitchKey,
-            6 => Self::SecretKey,
-            7 => Self::LinearTransform,
-            _ => return None,
-        })
-    }
-}
+pub use registry::ObjectKind;
+/// The name this module gave the registry before it was shared with `pmem-store`: the same
+/// type as [`ObjectKind`].
+pub type ObjectType = ObjectKind;
 
 /// Header flags for an object stored in seeded form or not.
 fn seeded_flag(seeded: bool) -> u32 {
@@ -111,7 +85,7 @@ fn seeded_flag(seeded: bool) -> u32 {
 #[derive(Debug, Clone, Copy)]
 pub struct Header {
     /// Object type.
-    pub object: ObjectType,
+    pub object: ObjectKind,
     /// Flags.
     pub flags: u32,
     /// Parameters' hash.
@@ -135,7 +109,7 @@ fn checksum(head: &[u8], payload: &[u8]) -> u64 {
 }
 
 /// Wraps a payload in a header.
-pub fn seal(object: ObjectType, flags: u32, params_hash: u64, payload: &[u8]) -> Vec<u8> {
+pub fn seal(object: ObjectKind, flags: u32, params_hash: u64, payload: &[u8]) -> Vec<u8> {
     let mut head = Vec::with_capacity(32);
     head.extend_from_slice(&MAGIC);
     head.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -153,7 +127,7 @@ pub fn seal(object: ObjectType, flags: u32, params_hash: u64, payload: &[u8]) ->
 
 /// Parses and verifies the header of `bytes` (magic, version, type, length, checksum);
 /// returns it and the payload.
-pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
+pub fn open(bytes: &[u8], expected: ObjectKind) -> Result<(Header, &[u8])> {
     let what = "HomE blob";
     let (Some(head), Some(payload)) = (bytes.get(..HEADER_LEN), bytes.get(HEADER_LEN..)) else {
         return Err(err(
@@ -183,8 +157,8 @@ pub fn open(bytes: &[u8], expected: ObjectType) -> Result<(Header, &[u8])> {
         ));
     }
     let tag = r.u16()?;
-    let object =
-        ObjectType::from_u16(tag).ok_or_else(|| err(what, format!("unknown object type {tag}")))?;
+    let object = ObjectKind::from_tag(tag)
+        .ok_or_else(|| err(what, format!("unknown object type tag {tag}")))?;
     if object != expected {
         return Err(err(
             what,
@@ -311,7 +285,7 @@ fn put_poly(out: &mut Vec<u8>, p: &[u64]) {
 /// Objects with a versioned binary form, loaded against parameters.
 pub trait Serializable: Sized {
     /// The object's type tag.
-    const OBJECT: ObjectType;
+    const OBJECT: ObjectKind;
     /// Encodes (seeded form where available).
     fn to_bytes(&self) -> Vec<u8>;
     /// Decodes and validates against `params`.
@@ -349,7 +323,7 @@ impl Parameters {
             Security::Bits128 => 0,
             Security::InsecureForTesting => 1,
         });
-        seal(ObjectType::Parameters, 0, self.hash(), &p)
+        seal(ObjectKind::Parameters, 0, self.hash(), &p)
     }
 
     /// Decodes parameters and runs every check of [`Parameters::new`] on them (degree, primes,
@@ -369,7 +343,7 @@ impl Parameters {
     }
 
     fn decode(bytes: &[u8], allow_insecure: bool) -> Result<Arc<Self>> {
-        let (h, payload) = open(bytes, ObjectType::Parameters)?;
+        let (h, payload) = open(bytes, ObjectKind::Parameters)?;
         let mut r = Reader {
             buf: payload,
             what: "parameters",
@@ -448,7 +422,7 @@ impl Parameters {
 }
 
 impl Serializable for Plaintext {
-    const OBJECT: ObjectType = ObjectType::Plaintext;
+    const OBJECT: ObjectKind = ObjectKind::Plaintext;
     fn to_bytes(&self) -> Vec<u8> {
         let mut p = Vec::with_capacity(12 + self.poly().as_slice().len() * 8);
         p.extend_from_slice(&(self.level() as u32).to_le_bytes());
@@ -520,7 +494,7 @@ fn check_level_scale(
 }
 
 impl Serializable for Ciphertext {
-    const OBJECT: ObjectType = ObjectType::Ciphertext;
+    const OBJECT: ObjectKind = ObjectKind::Ciphertext;
     /// Payload: `u8 size | 3 × 0 | u32 level | f64 scale | u64 key id (0: none)` then the
     /// components (or `c_0` and the 32-byte seed of `c_1`).
     fn to_bytes(&self) -> Vec<u8> {
@@ -618,7 +592,7 @@ fn expand_public_a(params: &Parameters, seed: [u8; 32]) -> Result<PolyQP> {
 }
 
 impl Serializable for PublicKey {
-    const OBJECT: ObjectType = ObjectType::PublicKey;
+    const OBJECT: ObjectKind = ObjectKind::PublicKey;
     /// Payload: `u64 key id | b (Q then P) | a (Q then P) or its 32-byte seed`.
     fn to_bytes(&self) -> Vec<u8> {
         let mut p = Vec::new();
@@ -681,7 +655,7 @@ impl Serializable for PublicKey {
 }
 
 impl Serializable for KeySwitchKey {
-    const OBJECT: ObjectType = ObjectType::KeySwitchKey;
+    const OBJECT: ObjectKind = ObjectKind::KeySwitchKey;
     /// Payload: `u8 kind | 3 × 0 | u32 dnum | u64 Galois element | u64 key id`, then for each
     /// digit `b_j` and `a_j` (each Q then P), or every `b_j` and the 32-byte seed of the `a_j`.
     fn to_bytes(&self) -> Vec<u8> {
@@ -845,13 +819,13 @@ pub fn secret_key_to_bytes(sk: &SecretKey) -> Zeroizing<Vec<u8>> {
     let mut payload: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(8 + coeffs.len()));
     payload.extend_from_slice(&sk.key_id().get().to_le_bytes());
     payload.extend(coeffs.iter().map(|c| *c as u8));
-    Zeroizing::new(seal(ObjectType::SecretKey, 0, sk.params().hash(), &payload))
+    Zeroizing::new(seal(ObjectKind::SecretKey, 0, sk.params().hash(), &payload))
 }
 
 /// Reads a secret key written by [`secret_key_to_bytes`], with its [`KeyId`].
 pub fn secret_key_from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<SecretKey> {
     let what = "secret key";
-    let (h, payload) = open(bytes, ObjectType::SecretKey)?;
+    let (h, payload) = open(bytes, ObjectKind::SecretKey)?;
     check_params(params, &h)?;
     if h.flags != 0 {
         return Err(err(what, format!("unknown flags {:#x}", h.flags)));

@@ -202,13 +202,13 @@ fn hostile_inputs_give_typed_errors() {
     // a residue >= modulus, with a valid checksum, is refused
     let mut payload = f.pt.to_bytes()[HEADER_LEN..].to_vec();
     payload[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
-    let forged = seal(ObjectType::Plaintext, 0, f.params.hash(), &payload);
+    let forged = seal(ObjectKind::Plaintext, 0, f.params.hash(), &payload);
     let e = Plaintext::from_bytes(&f.params, &forged).unwrap_err();
     assert!(e.to_string().contains("residue"), "{e}");
     // a header claiming a huge level is refused before allocating
     let mut payload = f.ct.to_bytes()[HEADER_LEN..].to_vec();
     payload[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-    let forged = seal(ObjectType::Ciphertext, 0, f.params.hash(), &payload);
+    let forged = seal(ObjectKind::Ciphertext, 0, f.params.hash(), &payload);
     assert!(Ciphertext::from_bytes(&f.params, &forged).is_err());
 }
 
@@ -264,7 +264,7 @@ fn forged_parameter_fields_are_refused() {
     let a = p.literal().alpha.unwrap() as u32;
     let forge = |log_scale: f64, secret: (u8, u64), security: u8, hash: u64| {
         let payload = params_payload(10, p.q(), p.p(), a, log_scale, secret, security);
-        seal(ObjectType::Parameters, 0, hash, &payload)
+        seal(ObjectKind::Parameters, 0, hash, &payload)
     };
     // Sanity: the honest fields load.
     assert!(Parameters::from_bytes_allow_insecure(&forge(40.0, (0, 0), 1, p.hash())).is_ok());
@@ -302,7 +302,7 @@ proptest! {
         payload.truncate(cut.max(payload.len() * 3 / 4));
         let flags = u32::from_le_bytes([b[12], b[13], b[14], b[15]]);
         let hash = u64::from_le_bytes(b[16..24].try_into().unwrap());
-        let object = ObjectType::from_u16(u16::from_le_bytes([b[10], b[11]])).unwrap();
+        let object = ObjectKind::from_tag(u16::from_le_bytes([b[10], b[11]])).unwrap();
         let forged = seal(object, flags, hash, &payload);
         let _ = decode(name, &f.params, &forged);
     }
@@ -401,7 +401,7 @@ fn forge(blob: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     edit(&mut payload);
     let flags = u32::from_le_bytes(blob[12..16].try_into().unwrap());
     let hash = u64::from_le_bytes(blob[16..24].try_into().unwrap());
-    let object = ObjectType::from_u16(u16::from_le_bytes([blob[10], blob[11]])).unwrap();
+    let object = ObjectKind::from_tag(u16::from_le_bytes([blob[10], blob[11]])).unwrap();
     seal(object, flags, hash, &payload)
 }
 

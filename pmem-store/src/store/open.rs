@@ -59,6 +59,7 @@ impl Inner {
                 path: index_path.clone(),
                 expected: crate::format::FORMAT_VERSION,
                 found,
+                hint: crate::format::version_hint(found),
             },
         })?;
         let header = rec.header;

@@ -32,6 +32,32 @@ pub(super) fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a secret key, whether declared by its type or carried as a serialized secret-key
+/// blob under another type (e.g. [`crate::ObjectType::Bytes`]).
+fn refuse_secret(key: &str, meta: &ObjectMeta, payload: &[u8]) -> Result<()> {
+    let refuse = |reason| {
+        Err(StoreError::SecretKeyRefused {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if meta.ty.is_secret() {
+        return refuse("its object type is secret-key");
+    }
+    let blob_tag = payload
+        .get(10..12)
+        .and_then(|t| <[u8; 2]>::try_from(t).ok())
+        .map(u16::from_le_bytes);
+    if payload.starts_with(&he_core::serialize::MAGIC)
+        && blob_tag
+            .and_then(crate::ObjectType::from_tag)
+            .is_some_and(|k| k.is_secret())
+    {
+        return refuse("its payload is a serialized secret-key blob");
+    }
+    Ok(())
+}
+
 impl Inner {
     pub(super) fn check_put(&self, key: &str, meta: &ObjectMeta) -> Result<()> {
         validate_key(key)?;
@@ -58,6 +84,7 @@ impl Inner {
 
     pub(super) fn put(&self, key: &str, meta: &ObjectMeta, payload: &[u8]) -> Result<ObjectInfo> {
         self.check_put(key, meta)?;
+        refuse_secret(key, meta, payload)?;
         if let Some((shape, _)) = meta.key_shape() {
             let bytes = crate::keys::checked_key_words(&shape).and_then(|w| w.checked_mul(8));
             if bytes != Some(payload.len()) {
