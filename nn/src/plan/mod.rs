@@ -523,19 +523,23 @@ impl Plan {
             scales[l - 1] = scales[l] * scales[l] / q[l] as f64;
         }
         // Δ_{l-1} = Δ_l²/q_l doubles any relative gap between Δ and the primes per level: a
-        // long chain drifts away from its primes (precision lost, then overflow).
+        // long chain drifts away from its primes. Refused: a scale that falls more than 2 bits
+        // below the default (precision lost) or leaves the base prime less than 4 bits above
+        // it (no room for the values).
         let delta = params.default_scale();
+        let q0 = q[0] as f64;
         if let Some((l, s)) = scales
             .iter()
             .enumerate()
-            .find(|(_, s)| !(s.is_finite() && (**s / delta).log2().abs() <= 2.0))
+            .find(|(_, s)| !(s.is_finite() && **s >= delta / 4.0 && **s * 16.0 <= q0))
         {
             return Err(NnError::Invalid(format!(
-                "the canonical scale drifts to 2^{:.1} at level {l} (default 2^{:.1}) over a \
-                 chain of {top} levels: too deep for one chain with these primes; bootstrap \
-                 (PlanOptions::bootstrapping) or use fewer levels",
+                "the canonical scale drifts to 2^{:.1} at level {l} (default 2^{:.1}, q_0 2^{:.1}) \
+                 over a chain of {top} levels: too deep for one chain with these primes; \
+                 bootstrap (PlanOptions::bootstrapping) or use fewer levels",
                 s.log2(),
-                delta.log2()
+                delta.log2(),
+                q0.log2()
             )));
         }
         // Packing (latency mode) and rotation keys.
@@ -616,7 +620,23 @@ fn choose_parameters(
             dnum: None,
         };
         match Parameters::from_intent(&intent) {
-            Ok(p) => return Ok(p),
+            // The rescaling primes lie below 2^sb, so the canonical scales drift upwards
+            // towards the bottom: give q_0 those bits too, so that the output keeps its
+            // integer headroom.
+            Ok(p) => match scale_drift_bits(&p, depth).ceil() as u32 {
+                0 => return Ok(p),
+                d if q0 + d <= 61 => {
+                    let wider = ParametersIntent {
+                        int_bits: int_bits + d,
+                        ..intent
+                    };
+                    match Parameters::from_intent(&wider) {
+                        Ok(p) => return Ok(p),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                _ => {}
+            },
             Err(e) => last = Some(e),
         }
     }
@@ -630,6 +650,18 @@ fn choose_parameters(
         needed: depth,
         available: available as usize,
     })
+}
+
+/// `log2(Δ_0 / Δ_top)` of the canonical scales `Δ_{l-1} = Δ_l²/q_l` of a `depth`-level
+/// chain starting at the default scale.
+fn scale_drift_bits(params: &Parameters, depth: usize) -> f64 {
+    let q = params.q();
+    let top = params.default_scale();
+    let mut s = top;
+    for l in (1..=depth.min(q.len().saturating_sub(1))).rev() {
+        s = s * s / q[l] as f64;
+    }
+    (s / top).log2()
 }
 
 /// The lowered network, before levels are assigned.

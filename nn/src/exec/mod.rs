@@ -7,11 +7,15 @@ use he_core::circuits::bootstrapping::{BootstrapKeys, Bootstrapper, Encapsulatio
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
-use he_core::ring::{Eval, Poly};
 use he_core::rlwe::{EvalKeyProvider, EvalKeySet, PublicKey, SecretKey};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
 use std::sync::Arc;
+
+mod batch;
+mod weights;
+
+pub use weights::EncodedWeight;
+use weights::WeightSource;
 
 /// The keys of a plan: secret (client), public (client), evaluation keys (server) —
 /// relinearization if the plan multiplies ciphertexts, and Galois keys for exactly the plan's
@@ -261,9 +265,9 @@ struct EncodedLinear {
     packed: Arc<PackedLinear>,
     /// Per block (the plan's order): its diagonals encoded over `Q_l ∪ P` at the layer's input
     /// level `l`, plaintext scale `Δ_l`.
-    blocks: Vec<LinearTransform>,
+    blocks: Vec<Arc<LinearTransform>>,
     /// Per output tile: the packed bias at the output level and scale.
-    bias: Vec<Plaintext>,
+    bias: Vec<Arc<Plaintext>>,
 }
 
 /// What a latency-mode step has encoded once, at engine setup.
@@ -272,16 +276,18 @@ enum Encoded {
     /// A linear layer's diagonals and bias.
     Linear(EncodedLinear),
     /// A constant addition's packed constant, one plaintext per tile.
-    AddConst(Vec<Plaintext>),
+    AddConst(Vec<Arc<Plaintext>>),
 }
 
 /// The server side: an evaluator with the plan's evaluation keys and (latency mode) the weight
-/// diagonals, biases and constants encoded once as plaintexts.
+/// diagonals, biases and constants encoded once as plaintexts, or served by a
+/// [`WeightProvider`](he_core::circuits::weights::WeightProvider)
+/// ([`with_weights`](Self::with_weights)).
 #[derive(Debug)]
 pub struct Engine {
     plan: Plan,
     eval: Evaluator,
-    encoded: Vec<Option<Encoded>>,
+    weights: WeightSource,
     /// The bootstrapper of a plan with bootstrap steps.
     bootstrapper: Option<Bootstrapper>,
 }
@@ -314,6 +320,28 @@ impl Engine {
         keys: Arc<dyn EvalKeyProvider>,
         encapsulation: Option<EncapsulationKey>,
     ) -> Result<Self> {
+        Self::build(plan, keys, encapsulation, None)
+    }
+
+    /// As [`with_encapsulation`](Self::with_encapsulation), the weights served by `weights`
+    /// under the names [`Plan::weight_names`] (filled by [`Plan::encode_weights`]), fetched
+    /// when their step runs, the next steps' announced ahead: nothing is encoded at setup but
+    /// the bootstrapper's DFT factors.
+    pub fn with_weights(
+        plan: &Plan,
+        keys: Arc<dyn EvalKeyProvider>,
+        encapsulation: Option<EncapsulationKey>,
+        weights: Arc<dyn he_core::circuits::weights::WeightProvider>,
+    ) -> Result<Self> {
+        Self::build(plan, keys, encapsulation, Some(weights))
+    }
+
+    fn build(
+        plan: &Plan,
+        keys: Arc<dyn EvalKeyProvider>,
+        encapsulation: Option<EncapsulationKey>,
+        weights: Option<Arc<dyn he_core::circuits::weights::WeightProvider>>,
+    ) -> Result<Self> {
         let bootstrapper = match &plan.bootstrap {
             Some(config) if plan.bootstrap_count() > 0 => {
                 if config.sparse_secret.is_some() && encapsulation.is_none() {
@@ -333,67 +361,21 @@ impl Engine {
             _ => None,
         };
         let eval = Evaluator::with_keys(&plan.params, keys)?;
-        let enc = eval.encoder().clone();
-        let slots = plan.params.slots();
-        let scale_at = |level: usize| {
-            plan.scales
-                .get(level)
-                .copied()
-                .ok_or_else(|| NnError::Invalid(format!("internal: no scale for level {level}")))
+        let weights = match weights {
+            Some(p) => WeightSource::Provided(p),
+            None => {
+                let enc = eval.encoder().clone();
+                WeightSource::Resident(
+                    (0..plan.steps.len())
+                        .map(|i| plan.encode_step(&enc, i))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            }
         };
-        let encoded = plan
-            .steps
-            .iter()
-            .map(|st| -> Result<Option<Encoded>> {
-                if plan.mode != Mode::Latency {
-                    return Ok(None);
-                }
-                let out_scale = scale_at(st.level)?;
-                match (&st.op, st.packed.as_ref()) {
-                    (StepOp::Linear(_), Some(p)) => {
-                        let lin = st.level + 1;
-                        let in_scale = scale_at(lin)?;
-                        let blocks = p
-                            .blocks
-                            .iter()
-                            .map(|b| {
-                                Ok(LinearTransform::encode(
-                                    &enc,
-                                    &b.diagonals,
-                                    lin,
-                                    in_scale,
-                                    p.baby_steps(),
-                                )?)
-                            })
-                            .collect::<Result<Vec<_>>>()?;
-                        let bias = p
-                            .bias
-                            .iter()
-                            .map(|b| Ok(enc.encode(b, st.level, out_scale)?))
-                            .collect::<Result<Vec<_>>>()?;
-                        Ok(Some(Encoded::Linear(EncodedLinear {
-                            packed: p.clone(),
-                            blocks,
-                            bias,
-                        })))
-                    }
-                    (StepOp::AddConst(c), _) => {
-                        let pts = st
-                            .layout
-                            .pack(c, slots)
-                            .iter()
-                            .map(|v| Ok(enc.encode(v, st.level, out_scale)?))
-                            .collect::<Result<Vec<_>>>()?;
-                        Ok(Some(Encoded::AddConst(pts)))
-                    }
-                    _ => Ok(None),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             plan: plan.clone(),
             eval,
-            encoded,
+            weights,
             bootstrapper,
         })
     }
@@ -406,14 +388,18 @@ impl Engine {
     /// Bytes of the pre-encoded plaintexts (latency mode): weight diagonals over `Q_l ∪ P`,
     /// biases and constants over `Q_l`. The planner's
     /// [`MemoryEstimate::plaintexts`](crate::plan::MemoryEstimate::plaintexts) predicts it.
+    /// (0 when a provider serves them.)
     pub fn weight_bytes(&self) -> usize {
-        let pt_bytes = |p: &Plaintext| p.poly().as_slice().len() * 8;
-        self.encoded
+        let pt_bytes = |p: &Arc<Plaintext>| p.poly().as_slice().len() * 8;
+        let WeightSource::Resident(encoded) = &self.weights else {
+            return 0;
+        };
+        encoded
             .iter()
             .flatten()
             .map(|e| match e {
                 Encoded::Linear(e) => {
-                    e.blocks.iter().map(LinearTransform::bytes).sum::<usize>()
+                    e.blocks.iter().map(|b| b.bytes()).sum::<usize>()
                         + e.bias.iter().map(pt_bytes).sum::<usize>()
                 }
                 Encoded::AddConst(pts) => pts.iter().map(pt_bytes).sum(),
@@ -476,13 +462,22 @@ impl Engine {
                 }
                 continue;
             }
+            // This step's weights (fetched now when a provider serves them), and the next
+            // two weighted steps' announced to the provider.
+            let fetched = self.step_weights(i)?;
+            self.prefetch_after(i, 2);
+            let weights: Option<&Encoded> = match (&self.weights, &fetched) {
+                (WeightSource::Resident(e), _) => e.get(i).and_then(Option::as_ref),
+                (_, Some(f)) => Some(f.as_ref()),
+                _ => None,
+            };
             let out: Vec<Ciphertext> = match &st.op {
                 StepOp::Input => {
                     return Err(NnError::Invalid("internal: second input step".into()))
                 }
                 StepOp::Reshape => (*x).clone(),
-                StepOp::Linear(l) => match self.encoded.get(i) {
-                    Some(Some(Encoded::Linear(e))) => self.packed_linear(e, &x, st.level)?,
+                StepOp::Linear(l) => match weights {
+                    Some(Encoded::Linear(e)) => self.packed_linear(e, &x, st.level)?,
                     _ if plan.mode == Mode::Latency => {
                         return Err(NnError::Invalid(format!(
                             "internal: linear step {} has no encoded weights",
@@ -491,7 +486,7 @@ impl Engine {
                     }
                     _ => self.batch_linear(l, &x, st.level)?,
                 },
-                StepOp::AddConst(c) => match (plan.mode, self.encoded.get(i)) {
+                StepOp::AddConst(c) => match (plan.mode, weights) {
                     (Mode::Throughput, _) => x
                         .par_iter()
                         .zip(c.par_iter())
@@ -501,7 +496,7 @@ impl Engine {
                             Ok(ct)
                         })
                         .collect::<Result<Vec<_>>>()?,
-                    (Mode::Latency, Some(Some(Encoded::AddConst(pts)))) => {
+                    (Mode::Latency, Some(Encoded::AddConst(pts))) => {
                         if pts.len() != x.len() {
                             return Err(shape_err("constant tiles", pts.len(), x.len()));
                         }
@@ -509,7 +504,7 @@ impl Engine {
                             .zip(pts.par_iter())
                             .map(|(ct, pt)| {
                                 let mut ct = ct.clone();
-                                self.eval.add_plain_assign(&mut ct, pt)?;
+                                self.eval.add_plain_assign(&mut ct, pt.as_ref())?;
                                 Ok(ct)
                             })
                             .collect::<Result<Vec<_>>>()?
@@ -627,177 +622,6 @@ impl Engine {
         Ok(y)
     }
 
-    /// Throughput mode: `y_i = Σ_j W_ij x_j + b_i` with integer-encoded weights at scale
-    /// `Δ_l`, then one rescale (to `Δ_l²/q_l = Δ_{l-1}`). Rows reading the same inputs (all
-    /// output channels of a convolution at one position, all rows of a dense layer) are
-    /// accumulated together, so that each input ciphertext is streamed once per group.
-    fn batch_linear(
-        &self,
-        l: &crate::network::Linear,
-        x: &[Ciphertext],
-        out_level: usize,
-    ) -> Result<Vec<Ciphertext>> {
-        let x0 = x
-            .first()
-            .ok_or_else(|| NnError::Invalid("empty input tensor".into()))?;
-        let (lvl, scale) = (x0.level(), x0.scale());
-        debug_assert_eq!(lvl, out_level + 1);
-        if let Some(bad) = x.iter().find(|c| c.level() != lvl || c.size() != 2) {
-            return Err(NnError::Invalid(format!(
-                "linear layer inputs must share one level and be relinearized: level {} (size {}) vs {lvl}",
-                bad.level(),
-                bad.size()
-            )));
-        }
-        // Group rows by their column sets, at most GROUP rows per group.
-        const GROUP: usize = 64;
-        let mut by_cols: BTreeMap<Vec<usize>, Vec<usize>> = BTreeMap::new();
-        for (i, row) in l.rows.iter().enumerate() {
-            by_cols
-                .entry(row.iter().map(|e| e.0).collect())
-                .or_default()
-                .push(i);
-        }
-        let groups: Vec<(Vec<usize>, Vec<usize>)> = by_cols
-            .into_iter()
-            .flat_map(|(cols, rows)| {
-                rows.chunks(GROUP)
-                    .map(|c| (cols.clone(), c.to_vec()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        if let Some(&j) = groups
-            .iter()
-            .flat_map(|g| g.0.iter())
-            .find(|j| **j >= x.len())
-        {
-            return Err(shape_err("linear input", l.in_len, j + 1));
-        }
-        let done = groups
-            .par_iter()
-            .map(|(cols, rows)| -> Result<Vec<(usize, Ciphertext)>> {
-                // weights[r][c]: integer weight of row rows[r] on column cols[c].
-                let weights = rows
-                    .iter()
-                    .map(|&r| {
-                        l.rows[r]
-                            .iter()
-                            .map(|&(_, w)| int_const(w, scale))
-                            .collect::<Result<Vec<i64>>>()
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let inputs: Vec<&Ciphertext> = cols.iter().map(|&j| &x[j]).collect();
-                let accs = self.multi_dot_int(x0, &inputs, &weights)?;
-                rows.iter()
-                    .zip(accs)
-                    .map(|(&r, mut acc)| {
-                        // The integer weights were chosen for scale Δ: the sum is the
-                        // result at scale Δ² (a reinterpretation, by design).
-                        self.eval.set_scale(&mut acc, scale * scale)?;
-                        self.eval.rescale_assign(&mut acc)?;
-                        self.eval.add_const_assign(&mut acc, l.bias[r])?;
-                        Ok((r, acc))
-                    })
-                    .collect()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut out: Vec<Option<Ciphertext>> = vec![None; l.out_len];
-        for (r, c) in done.into_iter().flatten() {
-            out[r] = Some(c);
-        }
-        out.into_iter()
-            .map(|c| c.ok_or_else(|| NnError::Invalid("internal: missing output row".into())))
-            .collect()
-    }
-
-    /// `acc_r = Σ_c weights[r][c]·inputs[c]` for every row `r`, fused: per limb and block of
-    /// coefficients, each input is read once and multiplied into every row's accumulator with
-    /// lazy Shoup products (Harvey 2014) kept in `[0, 2q)`. The scale is that of the inputs
-    /// (the caller sets the product scale).
-    fn multi_dot_int(
-        &self,
-        like: &Ciphertext,
-        inputs: &[&Ciphertext],
-        weights: &[Vec<i64>],
-    ) -> Result<Vec<Ciphertext>> {
-        const BLOCK: usize = 512;
-        let rq = self.plan.params.ring_q();
-        let (n, limbs, comps) = (self.plan.params.degree(), like.level() + 1, like.size());
-        let rows = weights.len();
-        let internal = || NnError::Invalid("internal: limb index".into());
-        // One task per (limb, component): rows x n residues each.
-        let tasks: Vec<(usize, usize)> = (0..limbs)
-            .flat_map(|i| (0..comps).map(move |c| (i, c)))
-            .collect();
-        let results = tasks
-            .par_iter()
-            .map(|&(i, c)| -> Result<Vec<u64>> {
-                let m = &rq.moduli()[i];
-                let (q, q2) = (m.value(), 2 * m.value());
-                let ws: Vec<Vec<(u64, u64)>> = weights
-                    .iter()
-                    .map(|row| {
-                        row.iter()
-                            .map(|k| {
-                                let w = m.reduce_i64(*k);
-                                (w, m.shoup(w))
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let xs = inputs
-                    .iter()
-                    .map(|x| x.parts()[c].limb(i).ok_or_else(internal))
-                    .collect::<Result<Vec<&[u64]>>>()?;
-                let mut res = vec![0u64; rows * n];
-                let mut acc = vec![0u64; rows * BLOCK];
-                for start in (0..n).step_by(BLOCK) {
-                    let len = BLOCK.min(n - start);
-                    acc.iter_mut().for_each(|a| *a = 0);
-                    for (col, xv) in xs.iter().enumerate() {
-                        let xb = &xv[start..start + len];
-                        for (r, a) in acc.chunks_exact_mut(BLOCK).enumerate() {
-                            let (w, wsh) = ws[r][col];
-                            if w == 0 {
-                                continue;
-                            }
-                            for (av, v) in a[..len].iter_mut().zip(xb) {
-                                let s = *av + m.mul_shoup_lazy(*v, w, wsh);
-                                *av = if s >= q2 { s - q2 } else { s };
-                            }
-                        }
-                    }
-                    for (r, a) in acc.chunks_exact(BLOCK).enumerate() {
-                        let dst = &mut res[r * n + start..r * n + start + len];
-                        for (d, v) in dst.iter_mut().zip(&a[..len]) {
-                            *d = if *v >= q { *v - q } else { *v };
-                        }
-                    }
-                }
-                Ok(res)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut out: Vec<Vec<Poly<Eval>>> = (0..rows)
-            .map(|_| (0..comps).map(|_| Poly::zero(n, limbs)).collect())
-            .collect();
-        for (&(i, c), res) in tasks.iter().zip(&results) {
-            for (r, parts) in out.iter_mut().enumerate() {
-                parts[c]
-                    .limb_mut(i)
-                    .ok_or_else(internal)?
-                    .copy_from_slice(&res[r * n..(r + 1) * n]);
-            }
-        }
-        out.into_iter()
-            .map(|parts| {
-                Ok(
-                    Ciphertext::from_parts(parts, like.scale(), like.params_hash())?
-                        .with_key_id(like.key_id()),
-                )
-            })
-            .collect()
-    }
-
     /// Latency mode: per output tile, one double-hoisted sum of its blocks' linear transforms
     /// (he-core's BSGS, giant steps shared across the blocks), one rescale (`Δ_l²/q_l =
     /// Δ_{l-1}`), the folds, the bias.
@@ -834,7 +658,7 @@ impl Engine {
                         let ct = inputs.get(b.in_tile).ok_or_else(|| {
                             shape_err("packed input tiles", p.input.tiles, b.in_tile + 1)
                         })?;
-                        Ok((ct.as_ref(), lt))
+                        Ok((ct.as_ref(), lt.as_ref()))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let mut y = if terms.is_empty() {
@@ -868,7 +692,7 @@ impl Engine {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::network::Network;
@@ -904,7 +728,10 @@ mod tests {
         let engine = Engine::new(&plan, keys.eval.clone()).unwrap();
         let mut used = BTreeSet::new();
         let mut transforms = 0;
-        for (st, e) in plan.steps.iter().zip(&engine.encoded) {
+        let WeightSource::Resident(encoded) = &engine.weights else {
+            panic!("resident weights expected");
+        };
+        for (st, e) in plan.steps.iter().zip(encoded) {
             let Some(Encoded::Linear(e)) = e else {
                 continue;
             };
