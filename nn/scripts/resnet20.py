@@ -21,7 +21,10 @@ encrypted ResNet-20 does not depend on the weights' values; `--width` scales the
 Also writes `<out>.json` with onnxruntime's logits on `--samples` seeded random inputs in
 [0, 1], the reference the encrypted run must agree with.
 
-Usage: python resnet20.py [--width 16] [--seed 0] [--samples 16] [--out PATH]
+`--blocks 1 --size 8 --width 2` gives the ResNet-8 on 8x8 inputs that nn's tests run
+encrypted (nn/tests/data/resnet8_w2.onnx).
+
+Usage: python resnet20.py [--width 16] [--blocks 3] [--size 32] [--seed 0] [--samples 16] [--out PATH]
 """
 from __future__ import annotations
 
@@ -90,12 +93,12 @@ class Builder:
         return self.op("Relu", [self.op("Add", [h, s])])
 
 
-def build(width: int, seed: int) -> onnx.ModelProto:
+def build(width: int, seed: int, blocks: int = 3, size: int = 32) -> onnx.ModelProto:
     b = Builder(np.random.default_rng(seed))
     x = b.op("Relu", [b.bn(b.conv("input", 3, width, 3, 1), width)])
     cin = width
     for stage, cout in enumerate((width, 2 * width, 4 * width)):
-        for i in range(3):
+        for i in range(blocks):
             x = b.block(x, cin, cout, 2 if (stage > 0 and i == 0) else 1)
             cin = cout
     x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
@@ -106,8 +109,8 @@ def build(width: int, seed: int) -> onnx.ModelProto:
     )
     graph = helper.make_graph(
         b.nodes,
-        f"resnet20_w{width}",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+        f"resnet{6 * blocks + 2}_w{width}",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 10])],
         b.inits,
     )
@@ -123,24 +126,28 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--blocks", type=int, default=3, help="basic blocks per stage (3: ResNet-20)")
+    ap.add_argument("--size", type=int, default=32, help="input height and width")
     a = ap.parse_args()
-    out = a.out or common.MODELS / f"resnet20_w{a.width}_random.onnx"
-    model = build(a.width, a.seed)
+    depth = 6 * a.blocks + 2
+    out = a.out or common.MODELS / f"resnet{depth}_w{a.width}_random.onnx"
+    model = build(a.width, a.seed, a.blocks, a.size)
     out.write_bytes(model.SerializeToString())
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(a.seed + 1)
-    xs = rng.uniform(0.0, 1.0, (a.samples, 3, 32, 32)).astype(np.float32)
+    xs = rng.uniform(0.0, 1.0, (a.samples, 3, a.size, a.size)).astype(np.float32)
     logits = [sess.run(None, {"input": x[None]})[0][0].tolist() for x in xs]
     params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
     side = {
         "model": out.name,
-        "architecture": "ResNet-20 (3 stages x 3 basic blocks, option-B shortcuts), random weights",
+        "architecture": f"ResNet-{depth} (3 stages x {a.blocks} basic blocks, option-B shortcuts), random weights",
         "width": a.width,
+        "blocks": a.blocks,
         "parameters": params,
         "seed": a.seed,
-        "inputs": {"shape": [3, 32, 32], "distribution": "uniform [0, 1)", "rng": f"numpy default_rng({a.seed + 1})"},
+        "inputs": {"shape": [3, a.size, a.size], "distribution": "uniform [0, 1)", "rng": f"numpy default_rng({a.seed + 1})"},
         "samples": xs.reshape(a.samples, -1).tolist(),
         "onnxruntime_logits": logits,
     }
