@@ -399,6 +399,9 @@ pub fn file_xxh3(path: &Path) -> Result<u64> {
 /// Plans `model` from scratch (parameters chosen for it).
 pub fn plan_new(model: &ImportedModel, c: &PlanChoice) -> Result<Plan> {
     let mut opts = PlanOptions::new(c.mode);
+    // Bootstrapping plans need the encapsulation key on the server, which has no serialized
+    // form yet: the CLI plans networks that fit one chain (a deeper one gets DepthExceeded).
+    opts.bootstrapping = he_nn::plan::Bootstrapping::Off;
     opts.log_n = c.log_n;
     opts.scale_bits = c.scale_bits;
     if c.log_n == Some(13) && c.scale_bits.is_none() {
@@ -431,6 +434,7 @@ pub fn plan_new(model: &ImportedModel, c: &PlanChoice) -> Result<Plan> {
 pub fn plan_for_keys(model: &ImportedModel, keys: &ServerKeys, model_path: &Path) -> Result<Plan> {
     let mode = keys.info.mode()?;
     let mut opts = PlanOptions::new(mode);
+    opts.bootstrapping = he_nn::plan::Bootstrapping::Off;
     opts.parameters = Some(keys.params.clone());
     // The server never decrypts; the client's flooding bound was fixed at keygen.
     opts.flooding = None;

@@ -217,6 +217,9 @@ impl PyModel {
         noise_flooding: bool,
     ) -> PyResult<PyPlan> {
         let mut o = PlanOptions::new(parse_mode(mode)?);
+        // One chain only: a bootstrapping plan's encapsulation key has no bytes form yet, and
+        // the client/server split ships keys as bytes.
+        o.bootstrapping = he_nn::plan::Bootstrapping::Off;
         if !noise_flooding {
             o.flooding = None;
         }
