@@ -19,7 +19,13 @@ fn floats(v: &serde_json::Value) -> Vec<Vec<f64>> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -34,7 +40,9 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
     let m = load_onnx(&root.join("resnet8_w2.onnx"), &ImportOptions::default()).unwrap();
     // The classifier absorbed the global average pooling.
     assert!(
-        m.notes.iter().any(|n| n.op == "Gemm" && n.became.contains("fused")),
+        m.notes
+            .iter()
+            .any(|n| n.op == "Gemm" && n.became.contains("fused")),
         "{:#?}",
         m.notes
     );
@@ -61,7 +69,10 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
         .zip(&ort)
         .filter(|(a, b)| argmax(a) == argmax(b))
         .count();
-    println!("simulator vs onnxruntime: {sim_agree}/{} classes agree", sim.len());
+    println!(
+        "simulator vs onnxruntime: {sim_agree}/{} classes agree",
+        sim.len()
+    );
 
     let keys = plan.generate_keys().unwrap();
     let engine =
@@ -70,11 +81,16 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
     let encryptor = Encryptor::new(&plan.params, keys.public.clone()).unwrap();
     let decryptor = Decryptor::new(&keys.secret);
     for (i, x) in samples.iter().take(2).enumerate() {
-        let ct = plan.encrypt(&encoder, &encryptor, std::slice::from_ref(x)).unwrap();
+        let ct = plan
+            .encrypt(&encoder, &encryptor, std::slice::from_ref(x))
+            .unwrap();
         let t = std::time::Instant::now();
         let out = engine.run(ct).unwrap();
         let secs = t.elapsed().as_secs_f64();
-        let got = plan.decrypt_unflooded(&encoder, &decryptor, &out).unwrap().remove(0);
+        let got = plan
+            .decrypt_unflooded(&encoder, &decryptor, &out)
+            .unwrap()
+            .remove(0);
         let range = sim[i].iter().fold(1.0f64, |a, v| a.max(v.abs()));
         let err = got
             .iter()
@@ -89,7 +105,11 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
             argmax(&sim[i]),
             argmax(&ort[i])
         );
-        assert!(err < range * 2f64.powi(-10), "sample {i}: error 2^{:.1}", err.log2());
+        assert!(
+            err < range * 2f64.powi(-10),
+            "sample {i}: error 2^{:.1}",
+            err.log2()
+        );
         assert_eq!(argmax(&got), argmax(&sim[i]), "sample {i}");
         if argmax(&sim[i]) == argmax(&ort[i]) {
             assert_eq!(argmax(&got), argmax(&ort[i]));
