@@ -83,6 +83,17 @@ pub enum Error {
         /// Level available.
         found: usize,
     },
+    /// A key-switching key generated up to a lower level (a level-limited key) than the
+    /// level of the ciphertext it is asked to switch.
+    #[error("the {kind} key is usable up to level {max_level}, the ciphertext is at level {level}: generate the key up to level {level} or higher, or lower the ciphertext to level {max_level} first")]
+    KeyLevelExceeded {
+        /// The key's kind, printed.
+        kind: String,
+        /// The ciphertext's level.
+        level: usize,
+        /// The highest level the key serves (its Q-limb count minus one).
+        max_level: usize,
+    },
     /// A value outside its allowed range (a residue >= its modulus, a slot count too large, ...).
     #[error("{what} out of range: {found} (allowed: {allowed})")]
     OutOfRange {

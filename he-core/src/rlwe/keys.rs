@@ -10,12 +10,51 @@
 //! Layout, in one contiguous word buffer: for each digit `j`, for each component `c ∈ {b, a}`,
 //! first the `L + 1` limbs over `Q`, then the `k` limbs over `P` — each limb `N` words. A key at a
 //! lower level `l` uses the first `l + 1` Q-limbs of each part in place.
+//!
+//! **Level-limited keys** (as OpenFHE's and Lattigo's level-reduced evaluation keys): a key
+//! generated up to level `l' < L` ([`MaxLevel`]) holds only the Q-limbs `0..=l'` and the
+//! `⌈(l'+1)/α⌉` digits covering them — exactly the residues of the full key that key switching
+//! at a level `≤ l'` reads, so it serves every level up to `l'` and is refused above it with
+//! [`Error::KeyLevelExceeded`]. Its shape records `q_limbs = l' + 1` and that digit count. A
+//! network that rotates only at the levels left after bootstrapping needs keys several times
+//! smaller than full ones.
 
+use super::params::Parameters;
 use super::secret::KeyId;
 use super::storage::LimbStorage;
 use crate::ring::{Eval, PolyView};
 use crate::{Error, Result};
 use std::sync::Arc;
+
+/// The highest ciphertext level a key-switching key serves (its Q-limb count minus one).
+/// A newtype, so that it cannot be swapped with a rotation step or a Galois element.
+///
+/// ```
+/// use he_core::rlwe::MaxLevel;
+/// let l = MaxLevel::new(9);
+/// assert_eq!((l.get(), l.q_limbs()), (9, 10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MaxLevel(usize);
+
+impl MaxLevel {
+    /// Keys usable at levels `0..=level`.
+    pub const fn new(level: usize) -> Self {
+        Self(level)
+    }
+    /// The top of the chain of `params` (a full key).
+    pub fn top(params: &Parameters) -> Self {
+        Self(params.q().len().saturating_sub(1))
+    }
+    /// The level.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+    /// Q-limbs a key up to this level holds (`level + 1`).
+    pub const fn q_limbs(self) -> usize {
+        self.0.saturating_add(1)
+    }
+}
 
 /// Shape of a key-switching key: degree, Q limbs, P limbs, digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +89,85 @@ impl KeyShape {
     /// Total bytes.
     pub fn bytes(&self) -> usize {
         8 * self.words()
+    }
+
+    /// The highest level a key of this shape serves (`q_limbs - 1`; 0 for a degenerate shape
+    /// without Q-limbs, which [`check`](Self::check) refuses).
+    pub fn max_level(&self) -> usize {
+        self.q_limbs.saturating_sub(1)
+    }
+
+    /// The shape of a key of `params` usable up to `max_level`: `max_level + 1` Q-limbs, all
+    /// P-limbs and the `⌈(max_level + 1)/α⌉` digits covering those Q-limbs.
+    /// [`MaxLevel::top`] gives the full key's shape. Errors ([`Error::OutOfRange`]) when
+    /// `max_level` is above the chain's top.
+    ///
+    /// ```
+    /// # fn main() -> he_core::Result<()> {
+    /// use he_core::rlwe::{
+    ///     KeyShape, MaxLevel, Parameters, ParametersLiteral, SecretDistribution, Security,
+    /// };
+    /// let params = Parameters::new(ParametersLiteral {
+    ///     log_n: 10,
+    ///     log_q: vec![50; 12],
+    ///     log_p: vec![55; 3],
+    ///     alpha: Some(3),
+    ///     log_scale: 40.0,
+    ///     secret: SecretDistribution::UniformTernary,
+    ///     security: Security::InsecureForTesting,
+    /// })?;
+    /// let full = KeyShape::for_level(&params, MaxLevel::top(&params))?;
+    /// let low = KeyShape::for_level(&params, MaxLevel::new(4))?;
+    /// assert_eq!((full.q_limbs, full.dnum), (12, 4));
+    /// assert_eq!((low.q_limbs, low.dnum, low.p_limbs), (5, 2, 3));
+    /// assert!(low.bytes() < full.bytes());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_level(params: &Parameters, max_level: MaxLevel) -> Result<Self> {
+        let chain = params.q().len();
+        if max_level.get() >= chain {
+            return Err(Error::OutOfRange {
+                what: "maximum level of a key-switching key",
+                found: max_level.get().to_string(),
+                allowed: format!("0..={} (the top of the chain)", chain.saturating_sub(1)),
+            });
+        }
+        Ok(Self {
+            n: params.degree(),
+            q_limbs: max_level.q_limbs(),
+            p_limbs: params.p().len(),
+            dnum: params.key_switch_basis().digits(max_level.get()),
+        })
+    }
+
+    /// Checks that a key of this shape belongs to `params`: the degree and P-limb count are
+    /// the parameters', `1 ≤ q_limbs ≤ L + 1`, and `dnum` is exactly the digit count covering
+    /// `q_limbs` Q-limbs (a full key, or a level-limited one). Errors ([`Error::OutOfRange`])
+    /// name the shape and what was expected.
+    pub fn check(&self, params: &Parameters) -> Result<()> {
+        let chain = params.q().len();
+        let q_ok = (1..=chain).contains(&self.q_limbs);
+        let want_dnum = params.key_switch_basis().digits(self.max_level());
+        if self.n != params.degree()
+            || self.p_limbs != params.p().len()
+            || !q_ok
+            || self.dnum != want_dnum
+        {
+            return Err(Error::OutOfRange {
+                what: "key-switching key shape",
+                found: format!("{self:?}"),
+                allowed: format!(
+                    "n = {}, p_limbs = {}, q_limbs in 1..={chain}, dnum = ⌈q_limbs/α⌉ (α = {}; {} for these q_limbs), for {}",
+                    params.degree(),
+                    params.p().len(),
+                    params.key_switch_basis().alpha(),
+                    if q_ok { want_dnum.to_string() } else { "-".into() },
+                    params.describe()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +283,62 @@ impl KeySwitchKey {
     pub fn params_hash(&self) -> u64 {
         self.params_hash
     }
+    /// The highest ciphertext level this key serves (the top of the chain for a full key).
+    pub fn max_level(&self) -> MaxLevel {
+        MaxLevel::new(self.shape.max_level())
+    }
+
+    /// Checks that this key serves a ciphertext at `level`: [`Error::KeyLevelExceeded`],
+    /// naming the key's maximum level, when `level` is above it.
+    pub fn check_level(&self, level: usize) -> Result<()> {
+        let max_level = self.shape.max_level();
+        if level > max_level || self.shape.q_limbs == 0 {
+            return Err(Error::KeyLevelExceeded {
+                kind: format!("{:?}", self.kind),
+                level,
+                max_level,
+            });
+        }
+        Ok(())
+    }
+
+    /// This key restricted to levels `0..=max_level`: the first `max_level + 1` Q-limbs and
+    /// the digits covering them, copied; the same residues, so key switching at any level
+    /// `≤ max_level` gives bit-identical results. The seed is dropped (the restricted `a_j`
+    /// are no longer the expansion of a seed at the restricted shape), so the key serializes
+    /// unseeded. Errors ([`Error::OutOfRange`]) when `max_level` is above this key's own.
+    pub fn restricted(&self, params: &Parameters, max_level: MaxLevel) -> Result<Self> {
+        self.shape.check(params)?;
+        if max_level.get() > self.shape.max_level() {
+            return Err(Error::OutOfRange {
+                what: "maximum level of a restricted key",
+                found: max_level.get().to_string(),
+                allowed: format!(
+                    "0..={} (the key's own maximum level)",
+                    self.shape.max_level()
+                ),
+            });
+        }
+        let shape = KeyShape::for_level(params, max_level)?;
+        let ql = shape.q_limbs;
+        let mut data = Vec::with_capacity(shape.words());
+        for j in 0..shape.dnum {
+            for c in 0..2 {
+                let (q, p) = self.part(j, c, ql)?;
+                data.extend_from_slice(q.as_slice());
+                data.extend_from_slice(p.as_slice());
+            }
+        }
+        Ok(Self {
+            shape,
+            kind: self.kind,
+            params_hash: self.params_hash,
+            key_id: self.key_id,
+            data: Arc::new(data),
+            seed: None,
+        })
+    }
+
     /// All words (for serialization and storage).
     pub fn words(&self) -> &[u64] {
         self.data.words()

@@ -34,27 +34,14 @@ pub fn decompose(params: &Parameters, d: &Poly<Eval>) -> Result<Decomposed> {
     Ok(Decomposed { digits: digits? })
 }
 
+/// Checks that `key` belongs to `params` (hash and shape: a full key or a level-limited one,
+/// [`KeyShape::check`](super::KeyShape::check)) and serves `level`
+/// ([`Error::KeyLevelExceeded`](crate::Error::KeyLevelExceeded) naming the key's maximum level
+/// otherwise).
 fn check_key(params: &Parameters, key: &KeySwitchKey, level: usize) -> Result<()> {
     params.check_hash(key.params_hash())?;
-    let s = key.shape();
-    if s.n != params.degree()
-        || s.q_limbs != params.q().len()
-        || s.p_limbs != params.p().len()
-        || s.dnum != params.dnum()
-    {
-        return Err(Error::InvalidParameters(format!(
-            "key shape {s:?} does not match {}",
-            params.describe()
-        )));
-    }
-    if level >= s.q_limbs {
-        return Err(Error::OutOfRange {
-            what: "level",
-            found: level.to_string(),
-            allowed: format!("< {}", s.q_limbs),
-        });
-    }
-    Ok(())
+    key.shape().check(params)?;
+    key.check_level(level)
 }
 
 /// Inner product of (possibly permuted) extended digits with the key, before ModDown:

@@ -9,9 +9,13 @@ pub mod secret;
 pub mod storage;
 
 pub use keygen::{galois_element_conjugate, galois_element_for_rotation, EvalKeySet, KeyGenerator};
-pub use keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey};
+pub use keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey, MaxLevel};
 pub use params::{
     Parameters, ParametersIntent, ParametersLiteral, Preset, SecretDistribution, Security,
 };
 pub use secret::{KeyId, PublicKey, SecretKey};
 pub use storage::LimbStorage;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod level_tests;
