@@ -1,10 +1,10 @@
 //! Generation of key-switching keys (relinearization, Galois, conjugation) and the in-memory
 //! evaluation-key set.
 
-use super::keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey};
+use super::keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey, MaxLevel};
 use super::secret::{SecretKey, SecretPoly};
 use crate::math::Prng;
-use crate::ring::{zeroed_limbs, Eval, Poly};
+use crate::ring::{zeroed_limbs, Eval, Poly, PolyView};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -35,6 +35,18 @@ pub fn galois_element_conjugate(n: usize) -> u64 {
     2 * n as u64 - 1
 }
 
+/// The distinct Galois elements of rotations by `steps`, sorted, without the identity.
+fn rotation_elements(n: usize, steps: &[i64]) -> Vec<u64> {
+    let mut elts: Vec<u64> = steps
+        .iter()
+        .map(|s| galois_element_for_rotation(n, *s))
+        .filter(|g| *g != 1)
+        .collect();
+    elts.sort_unstable();
+    elts.dedup();
+    elts
+}
+
 /// Generates key-switching keys for one secret key. The uniform halves `a_j` are expanded from
 /// a per-key seed (so a key can be stored seeded, about half the size).
 pub struct KeyGenerator<'a> {
@@ -49,32 +61,89 @@ impl<'a> KeyGenerator<'a> {
 
     /// The relinearization key (`s^2 -> s`).
     pub fn relinearization_key(&self) -> Result<KeySwitchKey> {
+        self.relinearization_key_up_to(MaxLevel::top(self.sk.params()))
+    }
+
+    /// The relinearization key usable at levels `0..=max_level` only (a level-limited key,
+    /// see [`KeyShape::for_level`]).
+    pub fn relinearization_key_up_to(&self, max_level: MaxLevel) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
         let s2q = SecretPoly(rq.mul(&self.sk.s_q, &self.sk.s_q)?);
-        self.switching_key(&s2q, KeyKind::Relinearization, None)
+        self.switching_key_up_to(&s2q, KeyKind::Relinearization, None, max_level)
     }
 
     /// The Galois key for element `g` (`σ_g(s) -> s`).
     pub fn galois_key(&self, g: u64) -> Result<KeySwitchKey> {
+        self.galois_key_up_to(g, MaxLevel::top(self.sk.params()))
+    }
+
+    /// The Galois key for element `g`, usable at levels `0..=max_level` only: about
+    /// `(max_level + 1 + k)·⌈(max_level + 1)/α⌉ / ((L + 1 + k)·dnum)` of a full key's size.
+    ///
+    /// ```
+    /// # fn main() -> he_core::Result<()> {
+    /// use he_core::rlwe::*;
+    /// let params = Parameters::new(ParametersLiteral {
+    ///     log_n: 10,
+    ///     log_q: vec![50; 8],
+    ///     log_p: vec![55; 2],
+    ///     alpha: Some(2),
+    ///     log_scale: 40.0,
+    ///     secret: SecretDistribution::UniformTernary,
+    ///     security: Security::InsecureForTesting,
+    /// })?;
+    /// let sk = SecretKey::generate(&params)?;
+    /// let g = galois_element_for_rotation(params.degree(), 1);
+    /// let key = KeyGenerator::new(&sk).galois_key_up_to(g, MaxLevel::new(2))?;
+    /// assert_eq!(key.max_level(), MaxLevel::new(2));
+    /// assert_eq!((key.shape().q_limbs, key.shape().dnum), (3, 2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn galois_key_up_to(&self, g: u64, max_level: MaxLevel) -> Result<KeySwitchKey> {
         let rq = self.sk.params().ring_q();
         let sq = SecretPoly(rq.automorphism_eval(&self.sk.s_q, g)?);
-        self.switching_key(&sq, KeyKind::Galois(g % (2 * rq.degree() as u64)), None)
+        self.switching_key_up_to(
+            &sq,
+            KeyKind::Galois(g % (2 * rq.degree() as u64)),
+            None,
+            max_level,
+        )
     }
 
     /// Galois keys for the given rotation steps (and conjugation if asked): exactly those.
     pub fn rotation_keys(&self, steps: &[i64], conjugation: bool) -> Result<Vec<KeySwitchKey>> {
         let n = self.sk.params().degree();
-        let mut elts: Vec<u64> = steps
-            .iter()
-            .map(|s| galois_element_for_rotation(n, *s))
-            .filter(|g| *g != 1)
-            .collect();
+        let mut elts = rotation_elements(n, steps);
         if conjugation {
             elts.push(galois_element_conjugate(n));
+            elts.sort_unstable();
+            elts.dedup();
         }
-        elts.sort_unstable();
-        elts.dedup();
-        elts.into_iter().map(|g| self.galois_key(g)).collect()
+        let top = MaxLevel::top(self.sk.params());
+        elts.into_iter()
+            .map(|g| self.galois_key_up_to(g, top))
+            .collect()
+    }
+
+    /// Galois keys for the given rotation steps, usable at levels `0..=max_level` only (e.g.
+    /// the levels a network computes at between bootstraps). The conjugation key is
+    /// [`conjugation_key_up_to`](Self::conjugation_key_up_to).
+    pub fn rotation_keys_up_to(
+        &self,
+        steps: &[i64],
+        max_level: MaxLevel,
+    ) -> Result<Vec<KeySwitchKey>> {
+        rotation_elements(self.sk.params().degree(), steps)
+            .into_iter()
+            .map(|g| self.galois_key_up_to(g, max_level))
+            .collect()
+    }
+
+    /// The conjugation key (Galois element `2N - 1`), usable at levels `0..=max_level` only.
+    pub fn conjugation_key_up_to(&self, max_level: MaxLevel) -> Result<KeySwitchKey> {
+        let n = self.sk.params().degree();
+        self.galois_key_up_to(galois_element_conjugate(n), max_level)
     }
 
     /// A switching key from `s'` (given mod `Q_L`, evaluation form) to `s`, with the `a_j`
@@ -86,18 +155,42 @@ impl<'a> KeyGenerator<'a> {
         kind: KeyKind,
         seed: Option<[u8; 32]>,
     ) -> Result<KeySwitchKey> {
+        self.switching_key_up_to(s_from_q, kind, seed, MaxLevel::top(self.sk.params()))
+    }
+
+    /// [`switching_key`](Self::switching_key) usable at levels `0..=max_level` only: the same
+    /// construction `b_j = -a_j·s + e_j + P·g_j·s'` over the Q-limbs `0..=max_level` and `P`,
+    /// for the `⌈(max_level + 1)/α⌉` digits covering them ([`KeyShape::for_level`]). The
+    /// `a_j` are expanded from `seed` at this shape (so the seeded serialized form works), and
+    /// therefore differ from a full key's with the same seed. At the top level this is
+    /// exactly `switching_key`.
+    pub fn switching_key_up_to(
+        &self,
+        s_from_q: &Poly<Eval>,
+        kind: KeyKind,
+        seed: Option<[u8; 32]>,
+        max_level: MaxLevel,
+    ) -> Result<KeySwitchKey> {
         let params = self.sk.params();
         let rq = params.ring_q();
         let rp = params.ring_p();
         let ks = params.key_switch_basis();
         let n = params.degree();
-        let (lq, lp) = (rq.max_limbs(), rp.max_limbs());
-        let shape = KeyShape {
+        let shape = KeyShape::for_level(params, max_level)?;
+        let (lq, lp) = (shape.q_limbs, shape.p_limbs);
+        if s_from_q.limbs() < lq || self.sk.s_q.limbs() < lq {
+            return Err(Error::LengthMismatch {
+                what: "limbs of the secret a switching key is made from",
+                expected: lq,
+                found: s_from_q.limbs().min(self.sk.s_q.limbs()),
+            });
+        }
+        // The secret over the key's Q-limbs (all of them for a full key).
+        let s_q = PolyView::<Eval>::from_container(
+            self.sk.s_q.as_slice().get(..lq * n).unwrap_or_default(),
             n,
-            q_limbs: lq,
-            p_limbs: lp,
-            dnum: ks.dnum(),
-        };
+            lq,
+        )?;
         let mut os = Prng::from_os()?;
         let seed = match seed {
             Some(s) => s,
@@ -120,7 +213,7 @@ impl<'a> KeyGenerator<'a> {
             .enumerate()
             .try_for_each(|(j, (chunk, (aq, ap, e)))| -> Result<()> {
                 // b = -a·s + e + P·g_j·s', g_j the CRT idempotent of digit j (1 on D_j, 0 elsewhere).
-                let mut bq = rq.mul(&aq, &self.sk.s_q)?;
+                let mut bq = rq.mul(&aq, &s_q)?;
                 rq.neg_assign(&mut bq)?;
                 rq.add_assign(&mut bq, &SecretPoly(rq.to_eval(rq.from_signed(&e, lq)?)?))?;
                 let mut bp = rp.mul(&ap, &self.sk.s_p)?;
