@@ -8,7 +8,7 @@
 //!      8     2  format version (2), little-endian
 //!     10     2  object type: the tag of its [`ObjectKind`] (the registry shared with
 //!                 `pmem-store`; tags 1..=7 are the only ones a blob carries)
-//!     12     4  flags (bit 0: seeded form)
+//!     12     4  flags (bit 0: seeded form; bit 1: level-limited key-switching key)
 //!     16     8  hash of the parameters (Parameters::hash)
 //!     24     8  payload length in bytes
 //!     32     8  XXH3-64 of bytes 0..32 followed by the payload
@@ -46,14 +46,14 @@ use crate::ring::keyswitch::PolyQP;
 use crate::ring::{zeroed_limbs, Eval, Poly, RingContext};
 use crate::rlwe::params::MAX_CHAIN_PRIMES;
 use crate::rlwe::{
-    KeyId, KeyKind, KeyShape, KeySwitchKey, Parameters, ParametersLiteral, PublicKey,
-    SecretDistribution, SecretKey, Security,
+    KeyId, Parameters, ParametersLiteral, PublicKey, SecretDistribution, SecretKey, Security,
 };
 use crate::{Error, Result};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
 mod circuits;
+mod ksk;
 mod registry;
 
 #[cfg(target_endian = "big")]
@@ -579,8 +579,6 @@ impl Serializable for Ciphertext {
 
 /// Fixed part of a ciphertext payload.
 const CT_FIXED: usize = 24;
-/// Fixed part of a key-switching-key payload.
-const KSK_FIXED: usize = 24;
 
 fn expand_public_a(params: &Parameters, seed: [u8; 32]) -> Result<PolyQP> {
     let (rq, rp) = (params.ring_q(), params.ring_p());
@@ -651,163 +649,6 @@ impl Serializable for PublicKey {
         };
         r.finish()?;
         Ok(PublicKey::from_parts(params.hash(), b, a, seed).with_key_id(key_id))
-    }
-}
-
-impl Serializable for KeySwitchKey {
-    const OBJECT: ObjectKind = ObjectKind::KeySwitchKey;
-    /// Payload: `u8 kind | 3 × 0 | u32 dnum | u64 Galois element | u64 key id`, then for each
-    /// digit `b_j` and `a_j` (each Q then P), or every `b_j` and the 32-byte seed of the `a_j`.
-    fn to_bytes(&self) -> Vec<u8> {
-        let s = self.shape();
-        let mut p = Vec::with_capacity(KSK_FIXED + s.bytes());
-        let (tag, g) = match self.kind() {
-            KeyKind::Relinearization => (0u8, 0u64),
-            KeyKind::Galois(g) => (1u8, g),
-            KeyKind::SparseToDense => (2u8, 0u64),
-        };
-        p.push(tag);
-        p.extend_from_slice(&[0, 0, 0]);
-        p.extend_from_slice(&(s.dnum as u32).to_le_bytes());
-        p.extend_from_slice(&g.to_le_bytes());
-        p.extend_from_slice(&KeyId::to_word(self.key_id()).to_le_bytes());
-        let cw = s.component_words().max(1);
-        let w = self.words();
-        match self.seed() {
-            Some(seed) => {
-                // Components alternate b_0, a_0, b_1, a_1, ...: the b_j are the even ones.
-                for b in w.chunks_exact(cw).step_by(2) {
-                    put_poly(&mut p, b);
-                }
-                p.extend_from_slice(&seed);
-            }
-            None => put_poly(&mut p, w),
-        }
-        seal(
-            Self::OBJECT,
-            seeded_flag(self.seed().is_some()),
-            self.params_hash(),
-            &p,
-        )
-    }
-    fn from_bytes(params: &Arc<Parameters>, bytes: &[u8]) -> Result<Self> {
-        let what = "key-switching key";
-        let (h, payload) = open(bytes, Self::OBJECT)?;
-        check_params(params, &h)?;
-        if h.flags & !FLAG_SEEDED != 0 {
-            return Err(err(what, format!("unknown flags {:#x}", h.flags)));
-        }
-        let mut r = Reader { buf: payload, what };
-        let tag = r.u8()?;
-        if r.take(3)? != [0, 0, 0] {
-            return Err(err(what, "reserved bytes are not zero"));
-        }
-        let dnum = r.u32()? as usize;
-        let g = r.u64()?;
-        let key_id = r.required_key_id()?;
-        let n = params.degree();
-        let kind = match (tag, g) {
-            (0, 0) => KeyKind::Relinearization,
-            (1, g) if g % 2 == 1 && g > 1 && g < 2 * n as u64 => KeyKind::Galois(g),
-            (1, g) => {
-                return Err(err(
-                    what,
-                    format!("Galois element {g}: expected odd, in 3..{} (2N)", 2 * n),
-                ))
-            }
-            (2, 0) => KeyKind::SparseToDense,
-            (0 | 2, g) => {
-                return Err(err(
-                    what,
-                    format!("kind {tag} carries element {g}, expected 0"),
-                ))
-            }
-            (t, _) => return Err(err(what, format!("unknown key kind {t}"))),
-        };
-        if dnum != params.dnum() {
-            return Err(err(
-                what,
-                format!("{dnum} digits, parameters use {}", params.dnum()),
-            ));
-        }
-        let (rq, rp) = (params.ring_q(), params.ring_p());
-        let shape = KeyShape {
-            n,
-            q_limbs: rq.max_limbs(),
-            p_limbs: rp.max_limbs(),
-            dnum,
-        };
-        let cw = shape.component_words();
-        let seeded = h.flags & FLAG_SEEDED != 0;
-        let expect = KSK_FIXED
-            + if seeded {
-                dnum * cw * 8 + 32
-            } else {
-                shape.bytes()
-            };
-        if payload.len() != expect {
-            return Err(err(
-                what,
-                format!("payload of {} bytes, expected {expect}", payload.len()),
-            ));
-        }
-        let mut data = zeroed_limbs(shape.words());
-        let qw = shape.q_limbs * n;
-        let fill = |dst: &mut [u64], q: &Poly<Eval>, p: &Poly<Eval>| -> Result<()> {
-            let (dq, dp) = dst
-                .split_at_mut_checked(qw)
-                .ok_or_else(|| err(what, "internal: component layout"))?;
-            if dq.len() != q.as_slice().len() || dp.len() != p.as_slice().len() {
-                return Err(err(what, "internal: component layout"));
-            }
-            dq.copy_from_slice(q.as_slice());
-            dp.copy_from_slice(p.as_slice());
-            Ok(())
-        };
-        let mut seed = None;
-        if seeded {
-            for dst in data.chunks_exact_mut(cw).step_by(2) {
-                let q = r.poly(rq, shape.q_limbs)?;
-                let p = r.poly(rp, shape.p_limbs)?;
-                fill(dst, &q, &p)?;
-            }
-            let s = r.seed()?;
-            let mut prng = Prng::from_seed(s);
-            for dst in data.chunks_exact_mut(cw).skip(1).step_by(2) {
-                let aq = rq.uniform::<Eval>(&mut prng, shape.q_limbs)?;
-                let ap = rp.uniform::<Eval>(&mut prng, shape.p_limbs)?;
-                fill(dst, &aq, &ap)?;
-            }
-            seed = Some(s);
-        } else {
-            for dst in data.chunks_exact_mut(cw) {
-                let q = r.poly(rq, shape.q_limbs)?;
-                let p = r.poly(rp, shape.p_limbs)?;
-                fill(dst, &q, &p)?;
-            }
-        }
-        r.finish()?;
-        let key = KeySwitchKey::from_storage(shape, kind, params.hash(), Arc::new(data))?
-            .with_key_id(key_id);
-        Ok(match seed {
-            Some(s) => key.with_seed(s),
-            None => key,
-        })
-    }
-}
-
-impl KeySwitchKey {
-    /// [`Serializable::from_bytes`] for a key of the kind its use needs: a relinearization key
-    /// read where a Galois key is expected (or any other mix-up) is an error naming both.
-    pub fn from_bytes_as(params: &Arc<Parameters>, bytes: &[u8], want: KeyKind) -> Result<Self> {
-        let key = <Self as Serializable>::from_bytes(params, bytes)?;
-        if key.kind() != want {
-            return Err(err(
-                "key-switching key",
-                format!("a {:?} key, expected a {want:?} key", key.kind()),
-            ));
-        }
-        Ok(key)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ckks::{Decryptor, Encoder, Encryptor, Evaluator};
-use crate::rlwe::{EvalKeySet, KeyGenerator, ParametersLiteral, Preset};
+use crate::rlwe::{EvalKeySet, KeyGenerator, KeyKind, KeySwitchKey, ParametersLiteral, Preset};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
