@@ -129,6 +129,40 @@ impl<'a> KeyGenerator<'a> {
     /// Galois keys for the given rotation steps, usable at levels `0..=max_level` only (e.g.
     /// the levels a network computes at between bootstraps). The conjugation key is
     /// [`conjugation_key_up_to`](Self::conjugation_key_up_to).
+    ///
+    /// ```
+    /// # fn main() -> he_core::Result<()> {
+    /// use he_core::ckks::{Encryptor, Evaluator};
+    /// use he_core::rlwe::*;
+    /// use std::sync::Arc;
+    /// let params = Parameters::new(ParametersLiteral {
+    ///     log_n: 10,
+    ///     log_q: vec![55, 45, 45, 45, 45],
+    ///     log_p: vec![60, 60],
+    ///     alpha: Some(2),
+    ///     log_scale: 45.0,
+    ///     secret: SecretDistribution::UniformTernary,
+    ///     security: Security::InsecureForTesting,
+    /// })?;
+    /// let sk = SecretKey::generate(&params)?;
+    /// let mut keys = EvalKeySet::new();
+    /// for k in KeyGenerator::new(&sk).rotation_keys_up_to(&[1, 2], MaxLevel::new(2))? {
+    ///     keys.insert(k);
+    /// }
+    /// let eval = Evaluator::with_keys(&params, Arc::new(keys))?;
+    /// let enc = Encryptor::new(&params, PublicKey::generate(&sk)?)?;
+    /// let pt = eval.encoder().encode(&[1.0, 2.0, 3.0], 2, params.default_scale())?;
+    /// let mut ct = enc.encrypt(&pt)?;
+    /// eval.rotate(&ct, 1)?; // level 2: served
+    /// let pt = eval.encoder().encode(&[1.0], 3, params.default_scale())?;
+    /// ct = enc.encrypt(&pt)?;
+    /// assert!(matches!(
+    ///     eval.rotate(&ct, 1), // level 3: above the keys' level
+    ///     Err(he_core::Error::KeyLevelExceeded { level: 3, max_level: 2, .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rotation_keys_up_to(
         &self,
         steps: &[i64],

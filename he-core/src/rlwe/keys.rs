@@ -306,8 +306,36 @@ impl KeySwitchKey {
     /// the digits covering them, copied; the same residues, so key switching at any level
     /// `≤ max_level` gives bit-identical results. The seed is dropped (the restricted `a_j`
     /// are no longer the expansion of a seed at the restricted shape), so the key serializes
-    /// unseeded. Errors ([`Error::OutOfRange`]) when `max_level` is above this key's own.
+    /// unseeded. Errors: [`Error::ParameterMismatch`] for a key of other parameters,
+    /// [`Error::OutOfRange`] for a shape that is not `params`' or a `max_level` above this
+    /// key's own.
+    ///
+    /// ```
+    /// # fn main() -> he_core::Result<()> {
+    /// use he_core::rlwe::*;
+    /// let params = Parameters::new(ParametersLiteral {
+    ///     log_n: 10,
+    ///     log_q: vec![50; 6],
+    ///     log_p: vec![55; 2],
+    ///     alpha: Some(2),
+    ///     log_scale: 40.0,
+    ///     secret: SecretDistribution::UniformTernary,
+    ///     security: Security::InsecureForTesting,
+    /// })?;
+    /// let sk = SecretKey::generate(&params)?;
+    /// let full = KeyGenerator::new(&sk).galois_key(5)?;
+    /// let low = full.restricted(&params, MaxLevel::new(1))?;
+    /// assert_eq!((low.shape().q_limbs, low.shape().dnum), (2, 1));
+    /// assert!(low.check_level(1).is_ok());
+    /// assert!(matches!(
+    ///     low.check_level(2),
+    ///     Err(he_core::Error::KeyLevelExceeded { max_level: 1, .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn restricted(&self, params: &Parameters, max_level: MaxLevel) -> Result<Self> {
+        params.check_hash(self.params_hash)?;
         self.shape.check(params)?;
         if max_level.get() > self.shape.max_level() {
             return Err(Error::OutOfRange {

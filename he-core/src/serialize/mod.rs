@@ -8,7 +8,7 @@
 //!      8     2  format version (2), little-endian
 //!     10     2  object type: the tag of its [`ObjectKind`] (the registry shared with
 //!                 `pmem-store`; tags 1..=7 are the only ones a blob carries)
-//!     12     4  flags (bit 0: seeded form; bit 1: level-limited key-switching key)
+//!     12     4  flags (bit 0: seeded form)
 //!     16     8  hash of the parameters (Parameters::hash)
 //!     24     8  payload length in bytes
 //!     32     8  XXH3-64 of bytes 0..32 followed by the payload
@@ -29,6 +29,13 @@
 //! ([`KeySwitchKey::from_bytes_as`]). Seeded forms store a 32-byte seed instead of the uniform
 //! component (`c_1` of fresh secret-key ciphertexts, `a` of public keys, the `a_j` of
 //! key-switching keys), about halving their size.
+//!
+//! A key-switching key may be level-limited ([`MaxLevel`](crate::rlwe::MaxLevel)): its payload
+//! names its digit count, and its Q-limb count follows from the payload length, which must be
+//! exactly that of `dnum` digits over `q_limbs + k` limbs with `1 ≤ q_limbs ≤ L + 1` and
+//! `dnum = ⌈q_limbs/α⌉` — still decided from the header before allocating. A full key's blob
+//! is unchanged, and a reader from before level-limited keys refuses a level-limited blob
+//! (digit count or length) rather than misreading it.
 //!
 //! **The checksum detects corruption, not tampering.** XXH3 is not a MAC: anyone who can
 //! modify a blob can recompute it, so a blob from an untrusted party is exactly as trustworthy
