@@ -153,6 +153,10 @@ fn bootstrapped_network_agrees_with_the_simulator() {
     let plan = Plan::new(&net, &options(calib)).unwrap();
     let keys = plan.generate_keys().unwrap();
     assert!(keys.encapsulation.is_some());
+    // The network-only rotations got keys up to the top level only, and the estimate knows.
+    assert!(!plan.level_limited_rotations.is_empty());
+    assert!(plan.level_limited_key_bytes() < plan.key_bytes() / 2);
+    assert_eq!(keys.eval.bytes(), plan.memory.keys);
     // A bootstrapping plan refuses an engine without the encapsulation key.
     assert!(Engine::new(&plan, keys.eval.clone()).is_err());
     let engine =

@@ -104,7 +104,11 @@ impl Plan {
                     .copied()
                     .filter(|s| !have.contains(&he_core::rlwe::galois_element_for_rotation(n, *s)))
                     .collect();
-                for k in he_core::rlwe::KeyGenerator::new(&secret).rotation_keys(&missing, false)? {
+                // The network's own rotations run at levels <= top_level only.
+                debug_assert_eq!(missing, self.level_limited_rotations);
+                let top = he_core::rlwe::MaxLevel::new(self.top_level);
+                let kg = he_core::rlwe::KeyGenerator::new(&secret);
+                for k in kg.rotation_keys_up_to(&missing, top)? {
                     eval_keys.insert(k);
                 }
                 (eval_keys, encapsulation)

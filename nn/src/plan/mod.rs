@@ -200,6 +200,10 @@ pub struct Plan {
     pub rotation_steps: Vec<i64>,
     /// The Galois elements of those steps: keys are generated for exactly these.
     pub galois_elements: Vec<u64>,
+    /// With bootstrapping: the rotation steps only the network uses (not bootstrapping); their
+    /// keys are generated up to `top_level` only (he-core's level-limited keys, about 5×
+    /// smaller at `N16Levels9`), since the network never rotates above it.
+    pub level_limited_rotations: Vec<i64>,
     /// Memory estimate (throughput: for a full batch).
     pub memory: MemoryEstimate,
     /// Polynomial approximations used, one line each.
@@ -549,8 +553,11 @@ impl Plan {
         } else {
             BTreeSet::new()
         };
+        let mut level_limited_rotations = Vec::new();
         if let Some(c) = &bootstrap {
-            rot.extend(Bootstrapper::rotations(&params, c)?);
+            let boot: BTreeSet<i64> = Bootstrapper::rotations(&params, c)?.into_iter().collect();
+            level_limited_rotations = rot.difference(&boot).copied().collect();
+            rot.extend(boot);
         }
         let n = params.degree();
         let rotation_steps: Vec<i64> = rot.into_iter().collect();
@@ -568,6 +575,7 @@ impl Plan {
             scales,
             rotation_steps,
             galois_elements,
+            level_limited_rotations,
             memory: MemoryEstimate::default(),
             approximations: Vec::new(),
             calibrated_max: Vec::new(),

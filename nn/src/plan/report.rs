@@ -16,6 +16,14 @@ impl Plan {
         p.dnum() * 2 * (p.q().len() + p.p().len()) * p.degree() * 8
     }
 
+    /// Bytes of one key of [`level_limited_rotations`](Plan::level_limited_rotations):
+    /// usable up to `top_level`, with the digits and limbs that covers.
+    pub fn level_limited_key_bytes(&self) -> usize {
+        let top = he_core::rlwe::MaxLevel::new(self.top_level);
+        he_core::rlwe::KeyShape::for_level(&self.params, top)
+            .map_or_else(|_| self.key_bytes(), |s| s.bytes())
+    }
+
     /// Bytes of the plaintexts a step pre-encodes (latency mode): a linear layer's diagonals
     /// over `Q_l ∪ P` at its input level `l` (`l + 1` limbs of `Q` and all of `P`, as
     /// [`LinearTransform`](he_core::circuits::lintrans::LinearTransform) stores them) and its
@@ -82,9 +90,12 @@ impl Plan {
             .bootstrap
             .as_ref()
             .map_or(0, |c| 1 + usize::from(c.sparse_secret.is_some()));
-        let keys =
-            (usize::from(self.needs_relinearization()) + self.galois_elements.len() + boot_keys)
-                * self.key_bytes();
+        let limited = self.level_limited_rotations.len();
+        let keys = (usize::from(self.needs_relinearization())
+            + self.galois_elements.len().saturating_sub(limited)
+            + boot_keys)
+            * self.key_bytes()
+            + limited * self.level_limited_key_bytes();
         let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
         // Bootstrapping: its DFT factors, and its working set on top of the live values
         // (the raised ciphertext and CoeffToSlot's outputs at the top of the chain; about
