@@ -6,7 +6,7 @@
 
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
 use he_core::rlwe::{Parameters, ParametersLiteral, SecretDistribution, Security};
-use he_nn::exec::EncodedWeight;
+use he_nn::exec::{EncodeOnDemand, EncodedWeight};
 use he_nn::network::{Activation, Network};
 use he_nn::sim::Gaussian;
 use he_nn::{Engine, Mode, Plan, PlanOptions};
@@ -107,10 +107,20 @@ fn weights_served_from_a_store_under_a_budget_give_identical_results() {
     let ct = plan
         .encrypt(&encoder, &encryptor, std::slice::from_ref(&x))
         .unwrap();
+    // Weights encoded when asked, none held: the same ciphertexts too.
+    let on_demand = Engine::with_weights(
+        &plan,
+        keys.eval.clone(),
+        None,
+        Arc::new(EncodeOnDemand::new(&plan).unwrap()),
+    )
+    .unwrap();
     let a = resident.run(ct.clone()).unwrap();
+    let c = on_demand.run(ct.clone()).unwrap();
     let b = streamed.run(ct).unwrap();
-    for (ca, cb) in a.cts.iter().zip(&b.cts) {
+    for ((ca, cb), cc) in a.cts.iter().zip(&b.cts).zip(&c.cts) {
         assert_eq!(ca.parts(), cb.parts(), "bit-identical ciphertexts");
+        assert_eq!(ca.parts(), cc.parts(), "bit-identical ciphertexts");
     }
     let stats = s.stats();
     assert!(

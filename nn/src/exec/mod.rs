@@ -14,8 +14,8 @@ use std::sync::Arc;
 mod batch;
 mod weights;
 
-pub use weights::EncodedWeight;
 use weights::WeightSource;
+pub use weights::{EncodeOnDemand, EncodedWeight};
 
 /// The keys of a plan: secret (client), public (client), evaluation keys (server) —
 /// relinearization if the plan multiplies ciphertexts, and Galois keys for exactly the plan's

@@ -16,6 +16,7 @@ use crate::plan::{Mode, Plan, StepOp};
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::weights::WeightProvider;
 use he_core::ckks::{Encoder, Plaintext};
+use he_core::serialize::ObjectKind;
 use std::sync::Arc;
 
 /// One encoded weight object, as [`Plan::encode_weights`] hands it to its sink.
@@ -44,8 +45,41 @@ impl std::fmt::Debug for WeightSource {
     }
 }
 
-fn name(step: usize, what: &str, k: usize) -> String {
-    format!("{step:05}/{what}{k}")
+/// Which object of a step a weight name denotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeightPart {
+    /// A linear layer's block of diagonals.
+    Block,
+    /// A linear layer's bias on one output tile.
+    Bias,
+    /// A constant addition's tile.
+    Const,
+}
+
+impl WeightPart {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::Bias => "bias",
+            Self::Const => "const",
+        }
+    }
+}
+
+fn name(step: usize, what: WeightPart, k: usize) -> String {
+    format!("{step:05}/{}{k}", what.tag())
+}
+
+/// The inverse of [`name`].
+fn parse_name(name: &str) -> Option<(usize, WeightPart, usize)> {
+    let (step, rest) = name.split_once('/')?;
+    let step = step.parse().ok()?;
+    [WeightPart::Block, WeightPart::Bias, WeightPart::Const]
+        .into_iter()
+        .find_map(|w| {
+            let k = rest.strip_prefix(w.tag())?.parse().ok()?;
+            Some((step, w, k))
+        })
 }
 
 impl Plan {
@@ -60,13 +94,68 @@ impl Plan {
         }
         match (&st.op, &st.packed) {
             (StepOp::Linear(_), Some(p)) => (0..p.blocks.len())
-                .map(|b| name(step, "block", b))
-                .chain((0..p.bias.len()).map(|t| name(step, "bias", t)))
+                .map(|b| name(step, WeightPart::Block, b))
+                .chain((0..p.bias.len()).map(|t| name(step, WeightPart::Bias, t)))
                 .collect(),
             (StepOp::AddConst(_), _) => (0..st.layout.tiles)
-                .map(|t| name(step, "const", t))
+                .map(|t| name(step, WeightPart::Const, t))
                 .collect(),
             _ => Vec::new(),
+        }
+    }
+
+    fn scale_at(&self, level: usize) -> Result<f64> {
+        self.scales
+            .get(level)
+            .copied()
+            .ok_or_else(|| NnError::Invalid(format!("internal: no scale for level {level}")))
+    }
+
+    /// Encodes one weight object of step `step`: block `k` of a linear layer (at the layer's
+    /// input level and scale), its bias on output tile `k`, or a constant addition's tile `k`
+    /// (at the step's level and scale).
+    fn encode_object(
+        &self,
+        enc: &Encoder,
+        step: usize,
+        what: WeightPart,
+        k: usize,
+    ) -> Result<EncodedWeight> {
+        let st = self
+            .steps
+            .get(step)
+            .ok_or_else(|| NnError::Invalid(format!("no step {step} in the plan")))?;
+        let missing = || NnError::Invalid(format!("step {step} ({}) has no {what:?} {k}", st.name));
+        match (&st.op, st.packed.as_ref(), what) {
+            (StepOp::Linear(_), Some(p), WeightPart::Block) => {
+                let b = p.blocks.get(k).ok_or_else(missing)?;
+                let lin = st.level + 1;
+                Ok(EncodedWeight::Transform(LinearTransform::encode(
+                    enc,
+                    &b.diagonals,
+                    lin,
+                    self.scale_at(lin)?,
+                    p.baby_steps(),
+                )?))
+            }
+            (StepOp::Linear(_), Some(p), WeightPart::Bias) => {
+                let b = p.bias.get(k).ok_or_else(missing)?;
+                Ok(EncodedWeight::Plaintext(enc.encode(
+                    b,
+                    st.level,
+                    self.scale_at(st.level)?,
+                )?))
+            }
+            (StepOp::AddConst(c), _, WeightPart::Const) => {
+                let tiles = st.layout.pack(c, self.params.slots());
+                let v = tiles.get(k).ok_or_else(missing)?;
+                Ok(EncodedWeight::Plaintext(enc.encode(
+                    v,
+                    st.level,
+                    self.scale_at(st.level)?,
+                )?))
+            }
+            _ => Err(missing()),
         }
     }
 
@@ -80,50 +169,27 @@ impl Plan {
         if self.mode != Mode::Latency {
             return Ok(None);
         }
-        let scale_at = |level: usize| {
-            self.scales
-                .get(level)
-                .copied()
-                .ok_or_else(|| NnError::Invalid(format!("internal: no scale for level {level}")))
+        let transform = |k| match self.encode_object(enc, step, WeightPart::Block, k)? {
+            EncodedWeight::Transform(t) => Ok(Arc::new(t)),
+            EncodedWeight::Plaintext(_) => Err(NnError::Invalid("internal: block kind".into())),
         };
-        let out_scale = scale_at(st.level)?;
+        let plaintext = |what, k| match self.encode_object(enc, step, what, k)? {
+            EncodedWeight::Plaintext(p) => Ok(Arc::new(p)),
+            EncodedWeight::Transform(_) => Err(NnError::Invalid("internal: plaintext kind".into())),
+        };
         match (&st.op, st.packed.as_ref()) {
-            (StepOp::Linear(_), Some(p)) => {
-                let lin = st.level + 1;
-                let in_scale = scale_at(lin)?;
-                let blocks = p
-                    .blocks
-                    .iter()
-                    .map(|b| {
-                        Ok(Arc::new(LinearTransform::encode(
-                            enc,
-                            &b.diagonals,
-                            lin,
-                            in_scale,
-                            p.baby_steps(),
-                        )?))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let bias = p
-                    .bias
-                    .iter()
-                    .map(|b| Ok(Arc::new(enc.encode(b, st.level, out_scale)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Some(Encoded::Linear(EncodedLinear {
-                    packed: p.clone(),
-                    blocks,
-                    bias,
-                })))
-            }
-            (StepOp::AddConst(c), _) => {
-                let pts = st
-                    .layout
-                    .pack(c, self.params.slots())
-                    .iter()
-                    .map(|v| Ok(Arc::new(enc.encode(v, st.level, out_scale)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Some(Encoded::AddConst(pts)))
-            }
+            (StepOp::Linear(_), Some(p)) => Ok(Some(Encoded::Linear(EncodedLinear {
+                packed: p.clone(),
+                blocks: (0..p.blocks.len()).map(transform).collect::<Result<_>>()?,
+                bias: (0..p.bias.len())
+                    .map(|t| plaintext(WeightPart::Bias, t))
+                    .collect::<Result<_>>()?,
+            }))),
+            (StepOp::AddConst(_), _) => Ok(Some(Encoded::AddConst(
+                (0..st.layout.tiles)
+                    .map(|t| plaintext(WeightPart::Const, t))
+                    .collect::<Result<_>>()?,
+            ))),
             _ => Ok(None),
         }
     }
@@ -243,6 +309,63 @@ impl Engine {
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 p.prefetch(&refs);
             }
+        }
+    }
+}
+
+/// A [`WeightProvider`] that holds no encoded weights at all: it encodes each object from the
+/// plan's cleartext diagonals when the engine asks for it (one special FFT and `l + 1 + k`
+/// NTTs per diagonal), and the engine drops it after the step. For models whose encoded
+/// weights exceed memory and no store is at hand: memory for time.
+#[derive(Debug)]
+pub struct EncodeOnDemand {
+    plan: Plan,
+    encoder: Encoder,
+}
+
+impl EncodeOnDemand {
+    /// The provider for `plan`'s weights.
+    pub fn new(plan: &Plan) -> Result<Self> {
+        Ok(Self {
+            plan: plan.clone(),
+            encoder: Encoder::new(&plan.params)?,
+        })
+    }
+
+    fn encode(&self, name: &str, want: ObjectKind) -> he_core::Result<EncodedWeight> {
+        let missing = |reason: String| he_core::Error::MissingObject {
+            kind: want,
+            name: name.to_string(),
+            reason,
+        };
+        let (step, what, k) =
+            parse_name(name).ok_or_else(|| missing("not a weight name of an nn plan".into()))?;
+        self.plan
+            .encode_object(&self.encoder, step, what, k)
+            .map_err(|e| missing(e.to_string()))
+    }
+}
+
+impl WeightProvider for EncodeOnDemand {
+    fn transform(&self, name: &str) -> he_core::Result<Arc<LinearTransform>> {
+        match self.encode(name, ObjectKind::LinearTransform)? {
+            EncodedWeight::Transform(t) => Ok(Arc::new(t)),
+            EncodedWeight::Plaintext(_) => Err(he_core::Error::ObjectKindMismatch {
+                name: name.to_string(),
+                expected: ObjectKind::LinearTransform,
+                found: ObjectKind::Plaintext,
+            }),
+        }
+    }
+
+    fn plaintext(&self, name: &str) -> he_core::Result<Arc<Plaintext>> {
+        match self.encode(name, ObjectKind::Plaintext)? {
+            EncodedWeight::Plaintext(p) => Ok(Arc::new(p)),
+            EncodedWeight::Transform(_) => Err(he_core::Error::ObjectKindMismatch {
+                name: name.to_string(),
+                expected: ObjectKind::Plaintext,
+                found: ObjectKind::LinearTransform,
+            }),
         }
     }
 }

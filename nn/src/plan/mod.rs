@@ -631,9 +631,9 @@ fn choose_parameters(
             // The rescaling primes lie below 2^sb, so the canonical scales drift upwards
             // towards the bottom: give q_0 those bits too, so that the output keeps its
             // integer headroom.
-            Ok(p) => match scale_drift_bits(&p, depth).ceil() as u32 {
-                0 => return Ok(p),
-                d if q0 + d <= 61 => {
+            Ok(p) => match drift_bits(scale_drift_bits(&p, depth)) {
+                Some(0) => return Ok(p),
+                Some(d) if q0 + d <= 61 => {
                     let wider = ParametersIntent {
                         int_bits: int_bits + d,
                         ..intent
@@ -658,6 +658,16 @@ fn choose_parameters(
         needed: depth,
         available: available as usize,
     })
+}
+
+/// Whole bits of an upward drift (0 for none or a downward one), `None` past 61 bits or
+/// not finite (a chain no q_0 can absorb).
+fn drift_bits(drift: f64) -> Option<u32> {
+    match drift.ceil() {
+        d if !d.is_finite() || d > 61.0 => None,
+        d if d <= 0.0 => Some(0),
+        d => Some(d as u32),
+    }
 }
 
 /// `log2(Δ_0 / Δ_top)` of the canonical scales `Δ_{l-1} = Δ_l²/q_l` of a `depth`-level
