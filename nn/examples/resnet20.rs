@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
-use he_nn::data::argmax;
+use he_nn::data::{argmax, read_samples_json, Samples};
 use he_nn::onnx::{load_onnx, ImportOptions};
 use he_nn::{Engine, Mode, Plan, PlanOptions};
 use std::path::PathBuf;
@@ -37,23 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let run = flag("--run").unwrap_or(0);
     let degree = flag("--degree").unwrap_or(7);
-    let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(model.with_extension("json"))?)?;
-    let floats = |v: &serde_json::Value| -> Vec<Vec<f64>> {
-        v.as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|r| {
-                        r.as_array()
-                            .map(|x| x.iter().filter_map(|f| f.as_f64()).collect())
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let samples = floats(&side["samples"]);
-    let ort = floats(&side["onnxruntime_logits"]);
+    let Samples {
+        inputs: samples,
+        reference: ort,
+    } = read_samples_json(&model.with_extension("json"))?;
     let t = Instant::now();
     let imported = load_onnx(
         &model,

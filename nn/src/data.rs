@@ -160,6 +160,35 @@ pub fn read_logits_json(path: &Path) -> Result<Vec<Vec<f64>>> {
     serde_json::from_slice(&b).map_err(|e| NnError::Invalid(format!("{}: {e}", path.display())))
 }
 
+/// Sample inputs of a model with the reference outputs onnxruntime gave for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    /// Flat inputs (the model's input length each).
+    pub inputs: Vec<Vec<f64>>,
+    /// onnxruntime's outputs, one per input.
+    pub reference: Vec<Vec<f64>>,
+}
+
+/// The samples of a model's JSON sidecar as `nn/scripts/resnet20.py` writes it (fields
+/// `samples` and `onnxruntime_logits`).
+pub fn read_samples_json(path: &Path) -> Result<Samples> {
+    let bad = |e: String| NnError::Invalid(format!("{}: {e}", path.display()));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&read(path)?).map_err(|e| bad(e.to_string()))?;
+    let mut field = |name: &str| -> Result<Vec<Vec<f64>>> {
+        serde_json::from_value(
+            v.get_mut(name)
+                .map(serde_json::Value::take)
+                .unwrap_or_default(),
+        )
+        .map_err(|e| bad(format!("field `{name}`: {e}")))
+    };
+    Ok(Samples {
+        inputs: field("samples")?,
+        reference: field("onnxruntime_logits")?,
+    })
+}
+
 /// Index of the largest value.
 pub fn argmax(v: &[f64]) -> usize {
     v.iter()

@@ -9,34 +9,19 @@
 
 use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset};
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
-use he_nn::data::argmax;
+use he_nn::data::{argmax, read_samples_json, Samples};
 use he_nn::onnx::{load_onnx, ImportOptions};
 use he_nn::plan::{Bootstrapping, StepOp};
 use he_nn::{Engine, Mode, Plan, PlanOptions};
 use std::path::PathBuf;
 
-fn floats(v: &serde_json::Value) -> Vec<Vec<f64>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("resnet8_w2.json")).unwrap())
-            .unwrap();
-    let samples = floats(&side["samples"]);
-    let ort = floats(&side["onnxruntime_logits"]);
+    let Samples {
+        inputs: samples,
+        reference: ort,
+    } = read_samples_json(&root.join("resnet8_w2.json")).unwrap();
     let m = load_onnx(&root.join("resnet8_w2.onnx"), &ImportOptions::default()).unwrap();
     // The classifier absorbed the global average pooling.
     assert!(

@@ -93,22 +93,11 @@ impl Plan {
                     mut eval_keys,
                     encapsulation,
                 } = BootstrapKeys::generate(&secret, config)?;
-                let have: std::collections::BTreeSet<u64> =
-                    he_core::rlwe::EvalKeyProvider::galois_elements(&eval_keys)
-                        .into_iter()
-                        .collect();
-                let n = self.params.degree();
-                let missing: Vec<i64> = self
-                    .rotation_steps
-                    .iter()
-                    .copied()
-                    .filter(|s| !have.contains(&he_core::rlwe::galois_element_for_rotation(n, *s)))
-                    .collect();
-                // The network's own rotations run at levels <= top_level only.
-                debug_assert_eq!(missing, self.level_limited_rotations);
+                // The network's own rotations (those bootstrapping lacks) run at levels
+                // <= top_level only.
                 let top = he_core::rlwe::MaxLevel::new(self.top_level);
                 let kg = he_core::rlwe::KeyGenerator::new(&secret);
-                for k in kg.rotation_keys_up_to(&missing, top)? {
+                for k in kg.rotation_keys_up_to(&self.level_limited_rotations, top)? {
                     eval_keys.insert(k);
                 }
                 (eval_keys, encapsulation)

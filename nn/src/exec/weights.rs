@@ -248,18 +248,15 @@ impl Engine {
         if names.is_empty() {
             return Ok(None);
         }
-        let scale_at = |l: usize| self.plan.scales.get(l).copied().unwrap_or(0.0);
         let fetched = match (&st.op, &st.packed) {
             (StepOp::Linear(_), Some(p)) => {
+                let lin_scale = self.plan.scale_at(st.level + 1)?;
                 let (blocks, bias) = names.split_at(p.blocks.len());
                 let blocks = blocks
                     .iter()
                     .map(|n| {
                         let t = provider.transform(n)?;
-                        if t.level() != st.level + 1
-                            || t.scale() != scale_at(st.level + 1)
-                            || t.n1() != p.n1
-                        {
+                        if t.level() != st.level + 1 || t.scale() != lin_scale || t.n1() != p.n1 {
                             return Err(NnError::Invalid(format!(
                                 "weight {n}: level {}, scale 2^{:.3}, n1 {} does not match the \
                                  plan (level {}, scale 2^{:.3}, n1 {})",
@@ -267,7 +264,7 @@ impl Engine {
                                 t.scale().log2(),
                                 t.n1(),
                                 st.level + 1,
-                                scale_at(st.level + 1).log2(),
+                                lin_scale.log2(),
                                 p.n1
                             )));
                         }

@@ -106,13 +106,13 @@ pub(super) fn lowered_maxabs(steps: &[Step], calibration: &[Vec<f64>]) -> Result
 
 /// Inserts bootstraps into `steps` (whose inputs are encrypted at `top`) so that no step runs
 /// out of levels; see the module documentation. `maxabs` bounds each step's value (from
-/// [`lowered_maxabs`]), `margin` is applied on top.
+/// [`lowered_maxabs`]; `None` without calibration data, when no bootstrap can be bounded),
+/// `margin` is applied on top.
 pub(super) fn place_bootstraps(
     steps: Vec<Step>,
     top: usize,
-    maxabs: &[f64],
+    maxabs: Option<&[f64]>,
     margin: f64,
-    calibrated: bool,
 ) -> Result<Placed> {
     let n = steps.len();
     let mut readers = vec![0usize; n];
@@ -151,13 +151,13 @@ pub(super) fn place_bootstraps(
                     inputs.push(src);
                     continue;
                 }
-                if !calibrated {
+                let Some(maxabs) = maxabs else {
                     return Err(NnError::Invalid(format!(
                         "step {} needs a bootstrap of its input {}, and bootstrapping needs \
                          calibration inputs to bound the value (PlanOptions::calibration)",
                         st.name, out[src].name
                     )));
-                }
+                };
                 let bound = maxabs.get(j).copied().unwrap_or(0.0) * margin;
                 // The only reader is an activation whose 1/B was not folded: divide by B here.
                 let absorb = match &mut st.op {
@@ -217,7 +217,7 @@ pub(super) fn place_bootstraps(
             }
         };
         index_of[i] = out.len();
-        out_max.push(maxabs.get(i).copied().unwrap_or(0.0));
+        out_max.push(maxabs.and_then(|m| m.get(i)).copied().unwrap_or(0.0));
         levels.push(level);
         st.level = level;
         out.push(st);
@@ -281,7 +281,7 @@ mod tests {
         for i in 1..=6 {
             steps.push(step(&format!("l{i}"), lin(), vec![i - 1]));
         }
-        let p = place_bootstraps(steps, 2, &[0.5; 7], 1.1, true).unwrap();
+        let p = place_bootstraps(steps, 2, Some(&[0.5; 7]), 1.1).unwrap();
         let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -328,7 +328,7 @@ mod tests {
             ),
         ];
         // Top 2: c1 at 1, c2 at 0, add at 0; act needs 3 levels with the prescale, 2 without.
-        let p = place_bootstraps(steps, 2, &[1.0, 1.0, 1.0, 3.0, 1.0], 1.1, true).unwrap();
+        let p = place_bootstraps(steps, 2, Some(&[1.0, 1.0, 1.0, 3.0, 1.0]), 1.1).unwrap();
         let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["in", "c1", "c2", "add", "bootstrap(add)", "act"]);
         let levels: Vec<usize> = p.steps.iter().map(|s| s.level).collect();
@@ -346,7 +346,7 @@ mod tests {
             step("c1", lin(), vec![0]),
             step("c2", lin(), vec![1]),
         ];
-        assert!(place_bootstraps(steps2, 1, &[0.0; 3], 1.1, false).is_err());
+        assert!(place_bootstraps(steps2, 1, None, 1.1).is_err());
     }
 
     /// A value read by two one-level layers is bootstrapped once, divided by the power of two
@@ -360,7 +360,7 @@ mod tests {
             step("b", lin(), vec![1]),
             step("add", StepOp::Add, vec![2, 3]),
         ];
-        let p = place_bootstraps(steps, 1, &[1.0, 3.0, 1.0, 1.0, 1.0], 1.1, true).unwrap();
+        let p = place_bootstraps(steps, 1, Some(&[1.0, 3.0, 1.0, 1.0, 1.0]), 1.1).unwrap();
         let boots: Vec<&Step> = p
             .steps
             .iter()
@@ -388,7 +388,7 @@ mod tests {
             ),
         ];
         assert!(matches!(
-            place_bootstraps(deep, 2, &[1.0; 2], 1.1, true),
+            place_bootstraps(deep, 2, Some(&[1.0; 2]), 1.1),
             Err(NnError::DepthExceeded {
                 needed: 3,
                 available: 2

@@ -444,9 +444,8 @@ impl Plan {
         let placed = bootstrap::place_bootstraps(
             lowered.steps,
             top,
-            &step_max,
+            (!opts.calibration.is_empty()).then_some(step_max.as_slice()),
             opts.bound_margin,
-            !opts.calibration.is_empty(),
         )?;
         let mut plan = Self::with_parameters(
             opts,
@@ -553,9 +552,14 @@ impl Plan {
         } else {
             BTreeSet::new()
         };
+        // Bootstrapping's rotations and DFT plaintext bytes, from one build of its factors.
+        let footprint = match &bootstrap {
+            Some(c) => Some(Bootstrapper::footprint(&params, c)?),
+            None => None,
+        };
         let mut level_limited_rotations = Vec::new();
-        if let Some(c) = &bootstrap {
-            let boot: BTreeSet<i64> = Bootstrapper::rotations(&params, c)?.into_iter().collect();
+        if let Some(f) = &footprint {
+            let boot: BTreeSet<i64> = f.rotations.iter().copied().collect();
             level_limited_rotations = rot.difference(&boot).copied().collect();
             rot.extend(boot);
         }
@@ -581,7 +585,7 @@ impl Plan {
             calibrated_max: Vec::new(),
             flooding: None,
         };
-        plan.memory = plan.estimate_memory();
+        plan.memory = plan.estimate_memory(footprint.map_or(0, |f| f.plaintext_bytes));
         Ok(plan)
     }
 }

@@ -2,7 +2,6 @@
 //! estimate, and the human-readable report.
 
 use super::{MemoryEstimate, Mode, Plan, Step, StepOp};
-use he_core::circuits::bootstrapping::Bootstrapper;
 
 impl Plan {
     /// Bytes of one ciphertext at `level`.
@@ -59,7 +58,8 @@ impl Plan {
             .count()
     }
 
-    pub(super) fn estimate_memory(&self) -> MemoryEstimate {
+    /// `dft_bytes`: bootstrapping's DFT plaintexts (0 without a bootstrapping configuration).
+    pub(super) fn estimate_memory(&self, dft_bytes: usize) -> MemoryEstimate {
         let last_use: Vec<usize> = {
             let mut lu: Vec<usize> = (0..self.steps.len()).collect();
             for (i, s) in self.steps.iter().enumerate() {
@@ -100,12 +100,13 @@ impl Plan {
         // Bootstrapping: its DFT factors, and its working set on top of the live values
         // (the raised ciphertext and CoeffToSlot's outputs at the top of the chain; about
         // four ciphertexts there).
-        let (bootstrap_plaintexts, boot_work) = match &self.bootstrap {
-            Some(c) if self.bootstrap_count() > 0 => (
-                Bootstrapper::plaintext_bytes_for(&self.params, c).unwrap_or(0),
+        let (bootstrap_plaintexts, boot_work) = if self.bootstrap_count() > 0 {
+            (
+                dft_bytes,
                 4 * self.ciphertext_bytes(self.params.max_level()),
-            ),
-            _ => (0, 0),
+            )
+        } else {
+            (0, 0)
         };
         MemoryEstimate {
             ciphertexts: peak + boot_work,

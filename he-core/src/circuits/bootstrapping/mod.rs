@@ -94,6 +94,15 @@ impl BootstrapKeys {
     }
 }
 
+/// What bootstrapping with a configuration needs ([`Bootstrapper::footprint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootstrapFootprint {
+    /// The rotation steps (conjugation comes on top), as [`Bootstrapper::rotations`].
+    pub rotations: Vec<i64>,
+    /// Bytes of the DFT plaintexts, as [`Bootstrapper::plaintext_bytes_for`].
+    pub plaintext_bytes: usize,
+}
+
 /// A bootstrapper: the pre-encoded DFT factors, EvalMod, and an evaluator over the keys.
 #[derive(Debug)]
 pub struct Bootstrapper {
@@ -181,9 +190,29 @@ impl Bootstrapper {
 
     /// The rotation steps bootstrapping with `config` needs (conjugation comes on top).
     pub fn rotations(params: &Parameters, config: &BootstrapConfig) -> Result<Vec<i64>> {
-        let [cts, stc] = Self::diagonals(params, config)?;
+        Self::rotations_of(params, config, &Self::diagonals(params, config)?)
+    }
+
+    /// What bootstrapping with `config` needs besides its keys' secret — its rotation steps and
+    /// the bytes of its DFT plaintexts — from one construction of the DFT factors (each of
+    /// [`rotations`](Self::rotations) and [`plaintext_bytes_for`](Self::plaintext_bytes_for)
+    /// builds them anew). For planners.
+    pub fn footprint(params: &Parameters, config: &BootstrapConfig) -> Result<BootstrapFootprint> {
+        config.check(params)?;
+        let diagonals = Self::diagonals(params, config)?;
+        Ok(BootstrapFootprint {
+            rotations: Self::rotations_of(params, config, &diagonals)?,
+            plaintext_bytes: Self::plaintext_bytes_of(params, config, &diagonals),
+        })
+    }
+
+    fn rotations_of(
+        params: &Parameters,
+        config: &BootstrapConfig,
+        [cts, stc]: &[Vec<Diagonals>; 2],
+    ) -> Result<Vec<i64>> {
         let mut r = Self::sub_sum_steps(params, config);
-        for d in cts.iter().chain(&stc) {
+        for d in cts.iter().chain(stc) {
             r.extend(rotations_for(d, BabySteps::Auto)?);
         }
         r.sort_unstable();
@@ -288,7 +317,18 @@ impl Bootstrapper {
     /// `Q_l ∪ P` at its factor's level. For planners' memory estimates.
     pub fn plaintext_bytes_for(params: &Parameters, config: &BootstrapConfig) -> Result<usize> {
         config.check(params)?;
-        let [cts, stc] = Self::diagonals(params, config)?;
+        Ok(Self::plaintext_bytes_of(
+            params,
+            config,
+            &Self::diagonals(params, config)?,
+        ))
+    }
+
+    fn plaintext_bytes_of(
+        params: &Parameters,
+        config: &BootstrapConfig,
+        [cts, stc]: &[Vec<Diagonals>; 2],
+    ) -> usize {
         let (top, k, n8) = (params.max_level(), params.p().len(), params.degree() * 8);
         let stc_top = config.levels_after() + stc.len();
         let at = |level: usize, d: &Diagonals| d.len() * (level + 1 + k) * n8;
@@ -298,7 +338,7 @@ impl Bootstrapper {
             .enumerate()
             .map(|(f, d)| at(stc_top - f, d))
             .sum();
-        Ok(c + s)
+        c + s
     }
 
     /// Level of a bootstrapped ciphertext.

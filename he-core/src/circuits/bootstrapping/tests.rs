@@ -30,6 +30,12 @@ fn bootstrap_full_slots_n12() {
         Bootstrapper::plaintext_bytes_for(&params, &config).unwrap(),
         bs.plaintext_bytes()
     );
+    let f = Bootstrapper::footprint(&params, &config).unwrap();
+    assert_eq!(
+        f.rotations,
+        Bootstrapper::rotations(&params, &config).unwrap()
+    );
+    assert_eq!(f.plaintext_bytes, bs.plaintext_bytes());
     let ecd = Encoder::new(&params).unwrap();
     let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
     let mut prng = Prng::from_seed([7; 32]);
