@@ -68,11 +68,8 @@
 //! # }
 //! ```
 
-use crate::ckks::{Ciphertext, Complex64, Encoder, Evaluator};
+use crate::ckks::{Complex64, Encoder};
 use crate::ring::keyswitch::PolyQP;
-use crate::ring::{Eval, Poly};
-use crate::rlwe::galois_element_for_rotation;
-use crate::rlwe::keyswitch::{decompose, key_switch_decomposed_qp};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -261,6 +258,17 @@ pub fn rotations_for(diagonals: &Diagonals, baby_steps: BabySteps) -> Result<Vec
     Ok(r)
 }
 
+/// The giant steps `i` (diagonals `k = i·n1 + j`) a transform of these diagonals has,
+/// ascending: the ranges [`LinearTransform::encode_giant_steps`] splits it by.
+pub fn giant_steps_for(diagonals: &Diagonals, baby_steps: BabySteps) -> Result<Vec<usize>> {
+    let indices: Vec<usize> = diagonals.indices().collect();
+    let n1 = baby_steps.resolve(&indices, diagonals.slots())?;
+    let mut g: Vec<usize> = indices.iter().map(|k| k / n1).collect();
+    g.sort_unstable();
+    g.dedup();
+    Ok(g)
+}
+
 /// A linear transform whose diagonals are encoded, once, at one level and scale, over
 /// `Q_level ∪ P` (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
@@ -309,6 +317,54 @@ impl LinearTransform {
         scale: f64,
         baby_steps: BabySteps,
     ) -> Result<Self> {
+        Self::encode_giant_steps(encoder, diagonals, level, scale, baby_steps, 0..usize::MAX)?
+            .ok_or_else(|| {
+                Error::InvalidParameters("internal: no giant step in the full range".into())
+            })
+    }
+
+    /// Encodes only the diagonals whose giant step `i` (diagonal `k = i·n1 + j`) lies in
+    /// `giants`: one *part* of the transform, `None` when no diagonal falls in the range.
+    /// Parts over disjoint ranges, applied one after another by
+    /// [`Evaluator::apply_linear_transform_streamed`](crate::ckks::Evaluator::apply_linear_transform_streamed), give bit for bit what the whole
+    /// transform gives, while only one part's plaintexts are ever held: the way to
+    /// apply a transform whose encoded diagonals exceed memory, or to stream them from a
+    /// store. `n1` is resolved from all the diagonals, so every part of one transform has the
+    /// same baby steps; [`giant_steps_for`] lists the giant steps there are.
+    ///
+    /// ```
+    /// # fn main() -> he_core::Result<()> {
+    /// use he_core::circuits::lintrans::{giant_steps_for, BabySteps, Diagonals, LinearTransform};
+    /// use he_core::ckks::{Complex64, Encoder};
+    /// use he_core::rlwe::{Parameters, ParametersLiteral, SecretDistribution, Security};
+    ///
+    /// let params = Parameters::new(ParametersLiteral {
+    ///     log_n: 8, log_q: vec![50, 40], log_p: vec![55], alpha: None, log_scale: 40.0,
+    ///     secret: SecretDistribution::UniformTernary, security: Security::InsecureForTesting,
+    /// })?;
+    /// let mut d = Diagonals::new(params.slots())?;
+    /// for k in [0, 1, 5, 9, 33] {
+    ///     d.insert(k, vec![Complex64::new(1.0, 0.0); params.slots()])?;
+    /// }
+    /// let baby = BabySteps::Fixed(4);
+    /// assert_eq!(giant_steps_for(&d, baby)?, vec![0, 1, 2, 8]);
+    /// let enc = Encoder::new(&params)?;
+    /// let q1 = params.q()[1] as f64;
+    /// let low = LinearTransform::encode_giant_steps(&enc, &d, 1, q1, baby, 0..2)?.unwrap();
+    /// assert_eq!(low.diagonal_count(), 3); // k = 0, 1, 5
+    /// let none = LinearTransform::encode_giant_steps(&enc, &d, 1, q1, baby, 3..8)?;
+    /// assert!(none.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn encode_giant_steps(
+        encoder: &Encoder,
+        diagonals: &Diagonals,
+        level: usize,
+        scale: f64,
+        baby_steps: BabySteps,
+        giants: std::ops::Range<usize>,
+    ) -> Result<Option<Self>> {
         let params = encoder.params();
         let slots = diagonals.slots();
         if slots > params.slots() {
@@ -327,7 +383,12 @@ impl LinearTransform {
         let n1 = baby_steps.resolve(&indices, slots)?;
         let mut grouped: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for k in &indices {
-            grouped.entry(k / n1).or_default().push(k % n1);
+            if giants.contains(&(k / n1)) {
+                grouped.entry(k / n1).or_default().push(k % n1);
+            }
+        }
+        if grouped.is_empty() {
+            return Ok(None);
         }
         let reps = params.slots() / slots;
         let groups = grouped
@@ -350,14 +411,14 @@ impl LinearTransform {
                 Ok((i, pts))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
+        Ok(Some(Self {
             params_hash: params.hash(),
             slots,
             level,
             scale,
             n1,
             groups,
-        })
+        }))
     }
 
     /// Rebuilds a transform from its parts (the decoder's constructor): checks shapes.
@@ -464,265 +525,7 @@ impl LinearTransform {
     }
 }
 
-/// A ciphertext in the extended basis, multiplied by `P`: `(P·c_0, P·c_1)` up to key-switching
-/// noise, before ModDown.
-struct CiphertextQP {
-    c0: PolyQP,
-    c1: PolyQP,
-}
-
-impl Evaluator {
-    /// `x ↦ P·x` on `Q_l` (the `Q` part of a polynomial lifted to `Q_l ∪ P` times `P`; its `P`
-    /// part is zero).
-    fn times_p(&self, x: &Poly<Eval>) -> Result<Poly<Eval>> {
-        let ks = self.params().key_switch_basis();
-        let mut y = x.clone();
-        self.params()
-            .ring_q()
-            .mul_rns_scalar_assign(&mut y, ks.p_mod_q())?;
-        Ok(y)
-    }
-
-    /// `M·z` for a pre-encoded transform, double hoisted (see the module documentation). The
-    /// input must be at the transform's level; the output keeps that level and has scale
-    /// `Δ_z·Δ_M` (rescale afterwards).
-    pub fn apply_linear_transform(
-        &self,
-        ct: &Ciphertext,
-        lt: &LinearTransform,
-    ) -> Result<Ciphertext> {
-        self.apply_linear_transform_sum(&[(ct, lt)])
-    }
-
-    /// `Σ_b M_b·z_b`: several transforms of several ciphertexts summed, sharing the giant
-    /// steps — the inner sums of every term with the same giant step are added in `Q_l ∪ P`
-    /// before the one rotation they need (a layer whose input spans several ciphertexts).
-    /// All transforms must have the same slots, level, scale and baby-step size, and all
-    /// inputs the transforms' level and one scale.
-    pub fn apply_linear_transform_sum(
-        &self,
-        terms: &[(&Ciphertext, &LinearTransform)],
-    ) -> Result<Ciphertext> {
-        let Some(&(first_ct, first)) = terms.first() else {
-            return Err(Error::InvalidParameters(
-                "a sum of linear transforms needs at least one term".into(),
-            ));
-        };
-        let params = self.params();
-        let key_id = first_ct.key_id();
-        for &(ct, lt) in terms {
-            self.check_ct(ct)?;
-            crate::rlwe::KeyId::check_same("a sum of linear transforms", key_id, ct.key_id())?;
-            params.check_hash(lt.params_hash)?;
-            if ct.size() != 2 {
-                return Err(Error::InvalidParameters(
-                    "a linear transform needs a relinearized (2-component) ciphertext".into(),
-                ));
-            }
-            if ct.level() != lt.level {
-                return Err(Error::LevelMismatch {
-                    left_what: "ciphertext",
-                    left: ct.level(),
-                    right_what: "linear transform",
-                    right: lt.level,
-                });
-            }
-            if (lt.slots, lt.level, lt.n1) != (first.slots, first.level, first.n1)
-                || lt.scale != first.scale
-            {
-                return Err(Error::InvalidParameters(format!(
-                    "summed linear transforms differ: {} slots / level {} / n1 {} vs {} / {} / {}",
-                    lt.slots, lt.level, lt.n1, first.slots, first.level, first.n1
-                )));
-            }
-            if ((ct.scale() - first_ct.scale()) / first_ct.scale()).abs()
-                > crate::ckks::evaluator::SCALE_TOLERANCE
-            {
-                return Err(Error::ScaleMismatch {
-                    left_what: "first input",
-                    left_log2: first_ct.scale().log2(),
-                    right_what: "another input",
-                    right_log2: ct.scale().log2(),
-                });
-            }
-        }
-        let (rq, rp) = (params.ring_q(), params.ring_p());
-        let ks = params.key_switch_basis();
-        let n = params.degree();
-        let keys = self.keys()?;
-        let (slots, n1, level) = (first.slots, first.n1, first.level);
-        let scale = first_ct.scale() * first.scale;
-        self.check_scale_fits(scale, level, "linear transform")?;
-        let mut giants: Vec<usize> = terms
-            .iter()
-            .flat_map(|(_, lt)| lt.groups.iter().map(|(i, _)| *i))
-            .collect();
-        giants.sort_unstable();
-        giants.dedup();
-        let giant_elts: Vec<u64> = giants
-            .iter()
-            .map(|i| galois_element_for_rotation(n, ((i * n1) % slots) as i64))
-            .collect();
-        let mut wanted: Vec<u64> = terms
-            .iter()
-            .flat_map(|(_, lt)| lt.baby_steps())
-            .map(|j| galois_element_for_rotation(n, j as i64))
-            .chain(giant_elts.iter().copied())
-            .filter(|g| *g != 1)
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        keys.prefetch(&wanted);
-
-        // 1. Per input: hoisted baby steps, kept in Q_l ∪ P (times P), without ModDown.
-        let rotated = terms
-            .iter()
-            .map(
-                |&(ct, lt)| -> Result<BTreeMap<usize, Option<CiphertextQP>>> {
-                    let baby = lt.baby_steps();
-                    let dec = if baby.iter().any(|j| *j != 0) {
-                        Some(decompose(params, &ct.c[1])?)
-                    } else {
-                        None
-                    };
-                    let rots = baby
-                        .par_iter()
-                        .map(|&j| -> Result<Option<CiphertextQP>> {
-                            if j == 0 {
-                                return Ok(None);
-                            }
-                            let g = galois_element_for_rotation(n, j as i64);
-                            let key = keys.galois_key(g)?;
-                            self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
-                            let perm = rq.automorphism_eval_permutation(g)?;
-                            let dec = dec.as_ref().ok_or_else(|| {
-                                Error::InvalidParameters("internal: no decomposition".into())
-                            })?;
-                            let [mut u0, u1] =
-                                key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
-                            let c0 = self.times_p(&rq.permute(&ct.c[0], &perm)?)?;
-                            rq.add_assign(&mut u0.q, &c0)?;
-                            Ok(Some(CiphertextQP { c0: u0, c1: u1 }))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    if let Some(dec) = dec {
-                        dec.recycle(params);
-                    }
-                    Ok(baby.into_iter().zip(rots).collect())
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-
-        // 2. Inner sums per giant step over every term, in Q_l ∪ P, as one lazily reduced
-        //    inner product (each operand read once); one ModDown each.
-        let partials = giants
-            .par_iter()
-            .map(|&gi| -> Result<Ciphertext> {
-                let mut pts: Vec<&PolyQP> = Vec::new();
-                let mut parts = Vec::new();
-                // Identity baby steps contribute pt ⊙ c over Q only; multiplied by P after.
-                let mut id: Option<(Poly<Eval>, Poly<Eval>)> = None;
-                for ((ct, lt), by_j) in terms.iter().zip(&rotated) {
-                    let Some((_, group)) = lt.groups.iter().find(|(i, _)| *i == gi) else {
-                        continue;
-                    };
-                    for (j, pt) in group {
-                        match by_j.get(j) {
-                            Some(Some(x)) => {
-                                pts.push(pt);
-                                parts.push([
-                                    (x.c0.q.view(), x.c0.p.view()),
-                                    (x.c1.q.view(), x.c1.p.view()),
-                                ]);
-                            }
-                            Some(None) => match id.as_mut() {
-                                None => {
-                                    id = Some((rq.mul(&ct.c[0], &pt.q)?, rq.mul(&ct.c[1], &pt.q)?))
-                                }
-                                Some((i0, i1)) => {
-                                    rq.mul_add_assign(i0, &ct.c[0], &pt.q)?;
-                                    rq.mul_add_assign(i1, &ct.c[1], &pt.q)?;
-                                }
-                            },
-                            None => {
-                                return Err(Error::InvalidParameters(
-                                    "internal: missing baby step".into(),
-                                ))
-                            }
-                        }
-                    }
-                }
-                let [mut a0, mut a1] = if pts.is_empty() {
-                    let zero = PolyQP {
-                        q: rq.zero::<Eval>(level + 1)?,
-                        p: rp.zero::<Eval>(rp.max_limbs())?,
-                    };
-                    [zero.clone(), zero]
-                } else {
-                    ks.inner_product_refs(&pts, &parts, None)?
-                };
-                if let Some((i0, i1)) = id {
-                    rq.add_assign(&mut a0.q, &self.times_p(&i0)?)?;
-                    rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;
-                }
-                let (c0, c1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
-                Ok(self.new_ct(vec![c0?, c1?], scale, key_id))
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        // 3. Giant-step rotations, their key-switching outputs summed in Q_l ∪ P.
-        let rotated_giants = partials
-            .par_iter()
-            .zip(giant_elts.par_iter())
-            .map(|(acc, &g)| -> Result<Option<[PolyQP; 2]>> {
-                if g == 1 {
-                    return Ok(None);
-                }
-                let key = keys.galois_key(g)?;
-                self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
-                let perm = rq.automorphism_eval_permutation(g)?;
-                let dec = decompose(params, &acc.c[1])?;
-                let out = key_switch_decomposed_qp(params, &dec, &key, Some(&perm));
-                dec.recycle(params);
-                let [mut u0, u1] = out?;
-                rq.add_assign(&mut u0.q, &self.times_p(&rq.permute(&acc.c[0], &perm)?)?)?;
-                Ok(Some([u0, u1]))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut sum: Option<[PolyQP; 2]> = None;
-        let mut plain: Option<Ciphertext> = None;
-        for (r, acc) in rotated_giants.into_iter().zip(partials) {
-            match r {
-                Some([u0, u1]) => match sum.as_mut() {
-                    None => sum = Some([u0, u1]),
-                    Some([s0, s1]) => {
-                        rq.add_assign(&mut s0.q, &u0.q)?;
-                        rp.add_assign(&mut s0.p, &u0.p)?;
-                        rq.add_assign(&mut s1.q, &u1.q)?;
-                        rp.add_assign(&mut s1.p, &u1.p)?;
-                    }
-                },
-                None => match plain.as_mut() {
-                    None => plain = Some(acc),
-                    Some(p) => self.add_assign(p, &acc)?,
-                },
-            }
-        }
-        let mut out = match sum {
-            Some([s0, s1]) => {
-                let (c0, c1) = rayon::join(|| ks.mod_down(s0), || ks.mod_down(s1));
-                self.new_ct(vec![c0?, c1?], scale, key_id)
-            }
-            None => plain.take().ok_or_else(|| {
-                Error::InvalidParameters("internal: empty linear transform".into())
-            })?,
-        };
-        if let Some(p) = plain {
-            self.add_assign(&mut out, &p)?;
-        }
-        Ok(out)
-    }
-}
+mod apply;
 
 #[cfg(test)]
 mod tests;

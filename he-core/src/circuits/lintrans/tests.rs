@@ -1,5 +1,5 @@
 use super::*;
-use crate::ckks::{Decryptor, Encryptor, PrecisionStats};
+use crate::ckks::{Decryptor, Encryptor, Evaluator, PrecisionStats};
 use crate::math::Prng;
 use crate::rlwe::{
     EvalKeySet, KeyGenerator, Parameters, ParametersLiteral, SecretDistribution, SecretKey,
@@ -249,4 +249,161 @@ fn sum_of_transforms_matches_the_sum_of_products() {
         .apply_linear_transform_sum(&[(&ca, &lta), (&cb, &ltc)])
         .is_err());
     assert!(eval.apply_linear_transform_sum(&[]).is_err());
+}
+
+/// Streaming a two-input sum part by part, over random splits of the giant steps, gives bit
+/// for bit the whole sum when each giant step's terms come in one part, and the same values
+/// (within the rounding of one more key switch) when the inputs are split differently; a part
+/// at another level or `n1` is refused, as an empty stream is.
+#[test]
+fn streamed_parts_equal_the_whole_sum() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let c = ctx(10);
+    let n = 64;
+    let full = c.params.slots();
+    let level = c.params.max_level();
+    let mut prng = Prng::from_seed([5; 32]);
+    let ma: Vec<Vec<Complex64>> = (0..n).map(|_| random_vec(&mut prng, n)).collect();
+    let mb: Vec<Vec<Complex64>> = (0..n).map(|_| random_vec(&mut prng, n)).collect();
+    let (da, db) = (
+        Diagonals::from_matrix(&ma).unwrap(),
+        Diagonals::from_matrix(&mb).unwrap(),
+    );
+    let qs = c.params.q()[level] as f64;
+    let baby = BabySteps::Fixed(8);
+    let lta = LinearTransform::encode(&c.ecd, &da, level, qs, baby).unwrap();
+    let ltb = LinearTransform::encode(&c.ecd, &db, level, qs, baby).unwrap();
+    let mut keys = EvalKeySet::new();
+    for k in KeyGenerator::new(&c.sk)
+        .rotation_keys(&rotations_for(&da, baby).unwrap(), false)
+        .unwrap()
+    {
+        keys.insert(k);
+    }
+    let eval = Evaluator::with_keys(&c.params, Arc::new(keys)).unwrap();
+    let enc = |z: &[Complex64]| {
+        let zf: Vec<Complex64> = (0..full).map(|t| z[t % n]).collect();
+        c.enc
+            .encrypt(
+                &c.ecd
+                    .encode_complex(&zf, level, c.params.default_scale())
+                    .unwrap(),
+            )
+            .unwrap()
+    };
+    let (ca, cb) = (
+        enc(&random_vec(&mut prng, n)),
+        enc(&random_vec(&mut prng, n)),
+    );
+    let whole = eval
+        .apply_linear_transform_sum(&[(&ca, &lta), (&cb, &ltb)])
+        .unwrap();
+    let giants = giant_steps_for(&da, baby).unwrap();
+    assert_eq!(giants, (0..n / 8).collect::<Vec<_>>());
+    let g = giants.len();
+    let mut runner = TestRunner::new(Config::with_cases(6));
+    runner
+        .run(
+            &(1..=g, prop_oneof![Just(0usize), 1..=g], any::<bool>()),
+            |(sa, sb, reversed)| {
+                // Input a in parts of sa giant steps, input b in parts of sb (0: as a), in
+                // either order.
+                let sb = if sb == 0 { sa } else { sb };
+                let mut parts: Vec<Vec<(usize, std::ops::Range<usize>)>> = Vec::new();
+                for (b, step) in [(0, sa), (1, sb)] {
+                    for (k, start) in (0..g).step_by(step).enumerate() {
+                        if parts.len() <= k {
+                            parts.push(Vec::new());
+                        }
+                        parts[k].push((b, start..(start + step).min(g)));
+                    }
+                }
+                if reversed {
+                    parts.reverse();
+                }
+                let fetched = std::sync::atomic::AtomicUsize::new(0);
+                let prefetched = std::sync::Mutex::new(Vec::new());
+                let got = eval
+                    .apply_linear_transform_streamed(
+                        &[&ca, &cb],
+                        parts.len(),
+                        &|k| {
+                            fetched.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let mut out = Vec::new();
+                            for (b, r) in &parts[k] {
+                                let d = if *b == 0 { &da } else { &db };
+                                if let Some(lt) = LinearTransform::encode_giant_steps(
+                                    &c.ecd,
+                                    d,
+                                    level,
+                                    qs,
+                                    baby,
+                                    r.clone(),
+                                )? {
+                                    out.push((*b, Arc::new(lt)));
+                                }
+                            }
+                            Ok(out)
+                        },
+                        &|k| prefetched.lock().unwrap().push(k),
+                    )
+                    .unwrap();
+                if sa == sb {
+                    prop_assert_eq!(&got, &whole);
+                } else {
+                    let dec = Decryptor::new(&c.sk);
+                    let (g1, w1) = (
+                        c.ecd.decode_complex(&dec.decrypt(&got).unwrap()).unwrap(),
+                        c.ecd.decode_complex(&dec.decrypt(&whole).unwrap()).unwrap(),
+                    );
+                    let s = PrecisionStats::compare_complex(&w1, &g1);
+                    // Only key-switching noise tells them apart.
+                    prop_assert!(s.min_bits > 30.0, "{:?}", s);
+                }
+                prop_assert_eq!(
+                    fetched.load(std::sync::atomic::Ordering::SeqCst),
+                    parts.len()
+                );
+                prop_assert_eq!(
+                    prefetched.into_inner().unwrap(),
+                    (1..parts.len()).collect::<Vec<_>>()
+                );
+                Ok(())
+            },
+        )
+        .unwrap();
+    // A part at another n1 or another level is refused; so is a stream with no diagonal.
+    let other_n1 = LinearTransform::encode(&c.ecd, &db, level, qs, BabySteps::Fixed(4)).unwrap();
+    let other_level =
+        LinearTransform::encode(&c.ecd, &db, level - 1, c.params.q()[level - 1] as f64, baby)
+            .unwrap();
+    for bad in [other_n1, other_level] {
+        let bad = Arc::new(bad);
+        let r = eval.apply_linear_transform_streamed(
+            &[&ca, &cb],
+            2,
+            &|k| {
+                Ok(if k == 0 {
+                    vec![(0, Arc::new(lta.clone()))]
+                } else {
+                    vec![(1, bad.clone())]
+                })
+            },
+            &|_| {},
+        );
+        assert!(r.is_err());
+    }
+    assert!(eval
+        .apply_linear_transform_streamed(&[&ca], 1, &|_| Ok(Vec::new()), &|_| {})
+        .is_err());
+    // A term naming an input that is not there is refused.
+    assert!(eval
+        .apply_linear_transform_streamed(
+            &[&ca],
+            1,
+            &|_| Ok(vec![(3, Arc::new(lta.clone()))]),
+            &|_| {}
+        )
+        .is_err());
 }
