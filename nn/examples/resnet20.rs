@@ -2,7 +2,8 @@
 //! encrypted on the committed sample inputs.
 //!
 //! ```text
-//! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D] [--on-demand]
+//! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D]
+//!     [--on-demand | --store DIR [--budget-mib M]] [--part-mib P]
 //! ```
 //!
 //! `MODEL.onnx` defaults to `nn/models/resnet20_w16_random.onnx` (made by
@@ -10,16 +11,75 @@
 //! logits). Without `--run` the plan is printed: bootstraps, levels, diagonals, keys and
 //! weight bytes. `--run K` also generates the keys and runs the first `K` samples encrypted,
 //! comparing with the cleartext simulator and with onnxruntime; `--on-demand` encodes each
-//! weight when its layer runs instead of holding them all (ResNet-20's 42 GiB of encoded
-//! weights do not fit this machine's memory).
+//! weight part when its layer runs instead of holding them all (ResNet-20's 42 GiB of encoded
+//! weights do not fit this machine's memory); `--store DIR` writes the evaluation keys and the
+//! encoded weights into a new pmem-store at `DIR` and serves both from it under a DRAM budget
+//! of `M` MiB (default a quarter of what the store holds). Weight parts hold at most `P` MiB
+//! of diagonals (default 256). The peak memory of the runs (VmHWM, reset after setup) and of
+//! the whole process are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
+use he_core::rlwe::{EvalKeyProvider, KeyKind};
 use he_nn::data::{argmax, read_samples_json, Samples};
+use he_nn::exec::EncodedWeight;
 use he_nn::onnx::{load_onnx, ImportOptions};
 use he_nn::{Engine, Mode, Plan, PlanOptions};
+use pmem_store::{PmemKeyStore, PmemWeightStore, Store, StoreConfig};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// VmHWM of this process, MiB.
+fn vm_hwm_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Resets VmHWM to the current resident size (Linux `clear_refs` 5).
+fn reset_vm_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Fills a new store at `dir` with the evaluation keys and the plan's encoded weights, one
+/// object at a time; returns the bytes stored.
+fn fill_store(
+    dir: &std::path::Path,
+    plan: &Plan,
+    keys: &he_nn::exec::Keys,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let _ = std::fs::remove_dir_all(dir);
+    let store = Arc::new(Store::create(
+        dir,
+        StoreConfig::new(Some(plan.params.hash())),
+    )?);
+    let ks = PmemKeyStore::new(Arc::clone(&store), "keys/");
+    let set = &keys.eval;
+    ks.insert(set.relinearization_key()?.as_ref())?;
+    for g in set.galois_elements() {
+        ks.insert(set.galois_key(g)?.as_ref())?;
+    }
+    if let Ok(k) = set.switching_key(KeyKind::SparseToDense) {
+        ks.insert(&k)?;
+    }
+    let ws = PmemWeightStore::new(Arc::clone(&store), &plan.params, "w/")?;
+    let encoder = Encoder::new(&plan.params)?;
+    plan.encode_weights(&encoder, &mut |name, obj| {
+        match obj {
+            EncodedWeight::Transform(t) => ws.insert_transform(name, &t),
+            EncodedWeight::Plaintext(p) => ws.insert_plaintext(name, &p),
+        }
+        .map_err(|e| he_nn::NnError::Invalid(e.to_string()))
+    })?;
+    Ok(store.list().iter().map(|o| o.len).sum())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut opts = PlanOptions::new(Mode::Latency);
     opts.calibration = samples.clone();
     opts.flooding = None;
+    if let Some(p) = flag("--part-mib") {
+        opts.weight_part_bytes = p << 20;
+    }
     let plan = Plan::new(&imported.network, &opts)?;
     println!("{}", plan.describe());
     let diagonals: usize = plan
@@ -59,13 +122,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .filter_map(|s| s.packed.as_ref().map(|p| p.diagonal_count()))
         .sum();
+    let most_parts = (0..plan.steps.len())
+        .map(|i| plan.weight_parts(i).len())
+        .max()
+        .unwrap_or(0);
     println!(
-        "planned in {:.1} s: {} bootstraps, depth {}, {} rotation keys, {} diagonals",
+        "planned in {:.1} s: {} bootstraps, depth {}, {} rotation keys, {} diagonals, at most {} \
+         weight parts per layer",
         t.elapsed().as_secs_f64(),
         plan.bootstrap_count(),
         plan.depth,
         plan.rotation_steps.len(),
-        diagonals
+        diagonals,
+        most_parts
     );
     let sim = plan.simulate(&samples, None)?;
     let agree = sim
@@ -87,12 +156,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         t.elapsed().as_secs_f64(),
         keys.eval.bytes() as f64 / (1u64 << 30) as f64
     );
+    let store_dir = args
+        .iter()
+        .position(|a| a == "--store")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let t = Instant::now();
-    let engine = if args.iter().any(|a| a == "--on-demand") {
-        let w = std::sync::Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?);
+    let engine = if let Some(dir) = &store_dir {
+        let stored = fill_store(dir, &plan, &keys)?;
+        let budget = flag("--budget-mib").map_or(stored / 4, |m| (m as u64) << 20);
+        println!(
+            "store {}: {:.2} GiB of keys and weights written in {:.1} s; DRAM budget {:.2} GiB",
+            dir.display(),
+            stored as f64 / (1u64 << 30) as f64,
+            t.elapsed().as_secs_f64(),
+            budget as f64 / (1u64 << 30) as f64
+        );
+        let store = Arc::new(Store::open(
+            dir,
+            StoreConfig::new(Some(plan.params.hash()))
+                .budget(budget)
+                .read_only(true),
+        )?);
+        let k = Arc::new(PmemKeyStore::new(Arc::clone(&store), "keys/"));
+        let w = Arc::new(PmemWeightStore::new(
+            Arc::clone(&store),
+            &plan.params,
+            "w/",
+        )?);
+        Engine::with_weights(&plan, k, keys.encapsulation.clone(), w)?
+    } else if args.iter().any(|a| a == "--on-demand") {
+        let w = Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?);
         Engine::with_weights(&plan, keys.eval.clone(), keys.encapsulation.clone(), w)?
     } else {
         Engine::with_encapsulation(&plan, keys.eval.clone(), keys.encapsulation.clone())?
+    };
+    let keys = if store_dir.is_some() {
+        // The server holds no evaluation keys of its own: they are served by the store.
+        he_nn::exec::Keys {
+            eval: Arc::new(he_core::rlwe::EvalKeySet::new()),
+            ..keys
+        }
+    } else {
+        keys
     };
     println!(
         "engine (weights and DFT factors encoded): {:.1} s, {:.2} GiB of weights",
@@ -102,6 +208,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoder = Encoder::new(&plan.params)?;
     let encryptor = Encryptor::new(&plan.params, keys.public.clone())?;
     let decryptor = Decryptor::new(&keys.secret);
+    let setup_hwm = vm_hwm_mib();
+    reset_vm_hwm();
+    let mut total = 0.0;
+    let mut agree = (0, 0);
     for (i, x) in samples.iter().take(run).enumerate() {
         let ct = plan.encrypt(&encoder, &encryptor, std::slice::from_ref(x))?;
         let t = Instant::now();
@@ -130,6 +240,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             argmax(&sim[i]),
             argmax(&ort[i])
         );
+        total += secs;
+        agree.0 += usize::from(argmax(&got) == argmax(&ort[i]));
+        agree.1 += usize::from(argmax(&got) == argmax(&sim[i]));
+    }
+    let n = run.min(samples.len());
+    println!(
+        "{n} samples: {:.1} s per image; class = onnxruntime {}/{n}, = simulator {}/{n}; peak \
+         memory of the runs (VmHWM after setup) {:.0} MiB, of setup {setup_hwm:.0} MiB",
+        total / n.max(1) as f64,
+        agree.0,
+        agree.1,
+        vm_hwm_mib()
+    );
+    if let Some(dir) = &store_dir {
+        drop(engine);
+        let _ = std::fs::remove_dir_all(dir);
     }
     Ok(())
 }

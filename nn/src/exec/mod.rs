@@ -256,11 +256,24 @@ impl Plan {
 #[derive(Debug)]
 struct EncodedLinear {
     packed: Arc<PackedLinear>,
-    /// Per block (the plan's order): its diagonals encoded over `Q_l ∪ P` at the layer's input
-    /// level `l`, plaintext scale `Δ_l`.
-    blocks: Vec<Arc<LinearTransform>>,
+    /// The blocks' diagonals over `Q_l ∪ P` at the layer's input level `l`, plaintext scale
+    /// `Δ_l`: held, or fetched part by part.
+    blocks: Blocks,
     /// Per output tile: the packed bias at the output level and scale.
     bias: Vec<Arc<Plaintext>>,
+}
+
+/// A linear layer's encoded blocks.
+#[derive(Debug)]
+enum Blocks {
+    /// Every block whole, in the plan's order.
+    Resident(Vec<Arc<LinearTransform>>),
+    /// Served by the engine's provider: the `(block, part)` pairs of step `step`
+    /// ([`Plan::weight_parts`]), fetched one part at a time.
+    Provided {
+        step: usize,
+        parts: Vec<(usize, usize)>,
+    },
 }
 
 /// What a latency-mode step has encoded once, at engine setup.
@@ -392,8 +405,11 @@ impl Engine {
             .flatten()
             .map(|e| match e {
                 Encoded::Linear(e) => {
-                    e.blocks.iter().map(|b| b.bytes()).sum::<usize>()
-                        + e.bias.iter().map(pt_bytes).sum::<usize>()
+                    let blocks = match &e.blocks {
+                        Blocks::Resident(b) => b.iter().map(|b| b.bytes()).sum::<usize>(),
+                        Blocks::Provided { .. } => 0,
+                    };
+                    blocks + e.bias.iter().map(pt_bytes).sum::<usize>()
                 }
                 Encoded::AddConst(pts) => pts.iter().map(pt_bytes).sum(),
             })
@@ -642,19 +658,20 @@ impl Engine {
         (0..p.output.tiles)
             .into_par_iter()
             .map(|a| {
-                let terms: Vec<(&Ciphertext, &LinearTransform)> = p
+                // This tile's blocks: (block index, its input ciphertext).
+                let tile_blocks: Vec<(usize, &Ciphertext)> = p
                     .blocks
                     .iter()
-                    .zip(&e.blocks)
-                    .filter(|(b, _)| b.out_tile == a)
-                    .map(|(b, lt)| {
+                    .enumerate()
+                    .filter(|(_, b)| b.out_tile == a)
+                    .map(|(bi, b)| {
                         let ct = inputs.get(b.in_tile).ok_or_else(|| {
                             shape_err("packed input tiles", p.input.tiles, b.in_tile + 1)
                         })?;
-                        Ok((ct.as_ref(), lt.as_ref()))
+                        Ok((bi, ct.as_ref()))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let mut y = if terms.is_empty() {
+                let mut y = if tile_blocks.is_empty() {
                     // An all-zero output tile.
                     let mut z = inputs
                         .first()
@@ -666,7 +683,23 @@ impl Engine {
                     self.eval.set_scale(&mut z, s)?;
                     z
                 } else {
-                    self.eval.apply_linear_transform_sum(&terms)?
+                    match &e.blocks {
+                        Blocks::Resident(lts) => {
+                            let terms = tile_blocks
+                                .iter()
+                                .map(|&(bi, ct)| {
+                                    let lt = lts.get(bi).ok_or_else(|| {
+                                        shape_err("encoded blocks", p.blocks.len(), lts.len())
+                                    })?;
+                                    Ok((ct, lt.as_ref()))
+                                })
+                                .collect::<Result<Vec<_>>>()?;
+                            self.eval.apply_linear_transform_sum(&terms)?
+                        }
+                        Blocks::Provided { step, parts } => {
+                            self.streamed_tile(*step, parts, &tile_blocks)?
+                        }
+                    }
                 };
                 self.eval.rescale_assign(&mut y)?;
                 for s in &p.fold_steps {
@@ -681,6 +714,41 @@ impl Engine {
                 Ok(y)
             })
             .collect()
+    }
+
+    /// One output tile of a served layer: its blocks' parts fetched one part at a time and
+    /// applied by he-core's streamed BSGS (the tile's blocks share each part's giant steps),
+    /// the next part announced while the current one is applied.
+    fn streamed_tile(
+        &self,
+        step: usize,
+        parts: &[(usize, usize)],
+        tile_blocks: &[(usize, &Ciphertext)],
+    ) -> Result<Ciphertext> {
+        let cts: Vec<&Ciphertext> = tile_blocks.iter().map(|(_, ct)| *ct).collect();
+        let part_count = parts.iter().map(|(_, k)| k + 1).max().unwrap_or(0);
+        let blocks_of = |k: usize| -> Vec<(usize, usize)> {
+            // (position in this tile, block index) of the tile's blocks that have part k.
+            tile_blocks
+                .iter()
+                .enumerate()
+                .filter(|(_, (bi, _))| parts.contains(&(*bi, k)))
+                .map(|(pos, (bi, _))| (pos, *bi))
+                .collect()
+        };
+        let fetch = |k: usize| -> he_core::Result<Vec<(usize, Arc<LinearTransform>)>> {
+            blocks_of(k)
+                .into_iter()
+                .map(|(pos, bi)| self.block_part(step, bi, k).map(|t| (pos, t)))
+                .collect()
+        };
+        let prefetch = |k: usize| {
+            let blocks: Vec<usize> = blocks_of(k).into_iter().map(|(_, bi)| bi).collect();
+            self.prefetch_part(step, &blocks, k);
+        };
+        Ok(self
+            .eval
+            .apply_linear_transform_streamed(&cts, part_count, &fetch, &prefetch)?)
     }
 }
 
@@ -728,8 +796,11 @@ mod tests {
             let Some(Encoded::Linear(e)) = e else {
                 continue;
             };
-            assert_eq!(e.blocks.len(), e.packed.blocks.len());
-            for lt in &e.blocks {
+            let Blocks::Resident(blocks) = &e.blocks else {
+                panic!("resident blocks expected");
+            };
+            assert_eq!(blocks.len(), e.packed.blocks.len());
+            for lt in blocks {
                 assert_eq!(lt.level(), st.level + 1);
                 assert_eq!(lt.scale(), plan.scales[st.level + 1]);
                 assert_eq!(lt.n1(), e.packed.n1);

@@ -78,6 +78,11 @@ pub struct PlanOptions {
     /// Bootstrapping (latency mode): default [`Bootstrapping::Auto`], only when the network
     /// fits no secure chain.
     pub bootstrapping: Bootstrapping,
+    /// Latency mode, weights served by a provider: the most bytes of encoded diagonals one
+    /// part of a layer holds ([`Plan::weight_parts`]); a layer is applied part by part, so
+    /// this bounds the weight memory of a served engine. Default 256 MiB (at least one giant
+    /// step per part).
+    pub weight_part_bytes: usize,
 }
 
 impl PlanOptions {
@@ -97,6 +102,7 @@ impl PlanOptions {
             flooding: Some(FloodingConfig::default()),
             flooded_output_bits: 6,
             bootstrapping: Bootstrapping::Auto,
+            weight_part_bytes: 256 << 20,
         }
     }
 }
@@ -212,6 +218,9 @@ pub struct Plan {
     pub calibrated_max: Vec<f64>,
     /// The noise flooding [`Plan::decrypt`] applies (`None`: opted out).
     pub flooding: Option<OutputFlooding>,
+    /// [`PlanOptions::weight_part_bytes`]: the size bound of the weight parts
+    /// ([`Plan::weight_parts`]).
+    pub weight_part_bytes: usize,
 }
 
 impl Plan {
@@ -584,6 +593,7 @@ impl Plan {
             approximations: Vec::new(),
             calibrated_max: Vec::new(),
             flooding: None,
+            weight_part_bytes: opts.weight_part_bytes,
         };
         plan.memory = plan.estimate_memory(footprint.map_or(0, |f| f.plaintext_bytes));
         Ok(plan)
