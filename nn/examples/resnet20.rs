@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D]
-//!     [--on-demand | --store DIR [--budget-mib M]] [--part-mib P]
+//!     [--on-demand] [--store DIR [--budget-mib M]] [--part-mib P]
 //! ```
 //!
 //! `MODEL.onnx` defaults to `nn/models/resnet20_w16_random.onnx` (made by
@@ -14,7 +14,8 @@
 //! weight part when its layer runs instead of holding them all (ResNet-20's 42 GiB of encoded
 //! weights do not fit this machine's memory); `--store DIR` writes the evaluation keys and the
 //! encoded weights into a new pmem-store at `DIR` and serves both from it under a DRAM budget
-//! of `M` MiB (default a quarter of what the store holds). Weight parts hold at most `P` MiB
+//! of `M` MiB (default a quarter of what the store holds; with `--on-demand` only the keys
+//! go to the store). Weight parts hold at most `P` MiB
 //! of diagonals (default 256). The peak memory of the runs (VmHWM, reset after setup) and of
 //! the whole process are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -54,6 +55,7 @@ fn fill_store(
     dir: &std::path::Path,
     plan: &Plan,
     keys: &he_nn::exec::Keys,
+    weights: bool,
 ) -> Result<u64, Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(dir);
     let store = Arc::new(Store::create(
@@ -68,6 +70,9 @@ fn fill_store(
     }
     if let Ok(k) = set.switching_key(KeyKind::SparseToDense) {
         ks.insert(&k)?;
+    }
+    if !weights {
+        return Ok(store.list().iter().map(|o| o.len).sum());
     }
     let ws = PmemWeightStore::new(Arc::clone(&store), &plan.params, "w/")?;
     let encoder = Encoder::new(&plan.params)?;
@@ -116,6 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         opts.weight_part_bytes = p << 20;
     }
     let plan = Plan::new(&imported.network, &opts)?;
+    drop(imported);
     println!("{}", plan.describe());
     let diagonals: usize = plan
         .steps
@@ -150,7 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let t = Instant::now();
-    let keys = plan.generate_keys()?;
+    let mut keys = plan.generate_keys()?;
     println!(
         "keys: {:.1} s, {:.2} GiB",
         t.elapsed().as_secs_f64(),
@@ -162,8 +168,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     let t = Instant::now();
+    let on_demand = args.iter().any(|a| a == "--on-demand");
     let engine = if let Some(dir) = &store_dir {
-        let stored = fill_store(dir, &plan, &keys)?;
+        let stored = fill_store(dir, &plan, &keys, !on_demand)?;
+        // The server holds no evaluation keys of its own from here: the store serves them.
+        keys.eval = Arc::new(he_core::rlwe::EvalKeySet::new());
         let budget = flag("--budget-mib").map_or(stored / 4, |m| (m as u64) << 20);
         println!(
             "store {}: {:.2} GiB of keys and weights written in {:.1} s; DRAM budget {:.2} GiB",
@@ -179,26 +188,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .read_only(true),
         )?);
         let k = Arc::new(PmemKeyStore::new(Arc::clone(&store), "keys/"));
-        let w = Arc::new(PmemWeightStore::new(
-            Arc::clone(&store),
-            &plan.params,
-            "w/",
-        )?);
+        let w: Arc<dyn he_core::circuits::weights::WeightProvider> = if on_demand {
+            Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?)
+        } else {
+            Arc::new(PmemWeightStore::new(
+                Arc::clone(&store),
+                &plan.params,
+                "w/",
+            )?)
+        };
         Engine::with_weights(&plan, k, keys.encapsulation.clone(), w)?
-    } else if args.iter().any(|a| a == "--on-demand") {
+    } else if on_demand {
         let w = Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?);
         Engine::with_weights(&plan, keys.eval.clone(), keys.encapsulation.clone(), w)?
     } else {
         Engine::with_encapsulation(&plan, keys.eval.clone(), keys.encapsulation.clone())?
-    };
-    let keys = if store_dir.is_some() {
-        // The server holds no evaluation keys of its own: they are served by the store.
-        he_nn::exec::Keys {
-            eval: Arc::new(he_core::rlwe::EvalKeySet::new()),
-            ..keys
-        }
-    } else {
-        keys
     };
     println!(
         "engine (weights and DFT factors encoded): {:.1} s, {:.2} GiB of weights",

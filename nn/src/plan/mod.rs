@@ -175,12 +175,39 @@ pub struct MemoryEstimate {
     /// Bootstrapping's pre-encoded DFT factors (exactly what the engine's bootstrapper
     /// encodes), 0 without bootstraps.
     pub bootstrap_plaintexts: usize,
+    /// Latency mode, weights served by a provider ([`Plan::weight_parts`]): the most weight
+    /// bytes a served engine holds at once, the largest part of a layer for each output tile
+    /// evaluated in parallel plus the layer's biases.
+    pub served_plaintexts: usize,
+    /// Working memory of the largest linear layer: the hoisted baby-step rotations of its
+    /// inputs, kept in `Q_l ∪ P` across the layer's giant steps, and their decompositions.
+    pub transform_work: usize,
+    /// The plan's own cleartext weights: every block's diagonals (complex, one per slot of
+    /// the block), held by the plan (and so by an engine) whatever serves the encoded ones.
+    pub cleartext_weights: usize,
 }
 
 impl MemoryEstimate {
-    /// Sum.
+    /// Sum, all weights held in memory.
     pub fn total(&self) -> usize {
-        self.ciphertexts + self.keys + self.plaintexts + self.bootstrap_plaintexts
+        self.ciphertexts
+            + self.keys
+            + self.plaintexts
+            + self.bootstrap_plaintexts
+            + self.transform_work
+            + self.cleartext_weights
+    }
+
+    /// Sum for an engine whose weights a provider serves part by part (`served_plaintexts`
+    /// instead of all of them); keys are counted held (a store serving them too needs at
+    /// most its DRAM budget instead).
+    pub fn total_served(&self) -> usize {
+        self.ciphertexts
+            + self.keys
+            + self.served_plaintexts
+            + self.bootstrap_plaintexts
+            + self.transform_work
+            + self.cleartext_weights
     }
 }
 

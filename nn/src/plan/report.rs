@@ -108,12 +108,76 @@ impl Plan {
         } else {
             (0, 0)
         };
+        let (served_plaintexts, transform_work) = self.linear_working_sets();
         MemoryEstimate {
             ciphertexts: peak + boot_work,
             keys,
             plaintexts,
             bootstrap_plaintexts,
+            served_plaintexts,
+            transform_work,
+            cleartext_weights: self
+                .steps
+                .iter()
+                .filter_map(|s| s.packed.as_ref())
+                .flat_map(|p| p.blocks.iter())
+                .map(|b| b.diagonals.len() * b.diagonals.slots() * 16)
+                .sum(),
         }
+    }
+
+    /// The largest (served weights, transform working set) over the latency-mode linear
+    /// layers (see [`MemoryEstimate::served_plaintexts`] and
+    /// [`MemoryEstimate::transform_work`]): output tiles run in parallel on the rayon pool.
+    fn linear_working_sets(&self) -> (usize, usize) {
+        let n8 = self.params.degree() * 8;
+        let threads = rayon::current_num_threads().max(1);
+        let dnum = self.params.dnum();
+        let (mut served, mut work) = (0usize, 0usize);
+        for (i, s) in self.steps.iter().enumerate() {
+            let (StepOp::Linear(_), Some(p)) = (&s.op, &s.packed) else {
+                continue;
+            };
+            if self.mode != Mode::Latency {
+                continue;
+            }
+            let limbs = s.level + 2 + self.params.p().len();
+            let parallel = p.output.tiles.min(threads).max(1);
+            // Per block, the giant step of each diagonal.
+            let giants: Vec<Vec<usize>> = p
+                .blocks
+                .iter()
+                .map(|b| b.diagonals.indices().map(|k| k / p.n1).collect())
+                .collect();
+            let largest_part = self
+                .weight_parts(i)
+                .iter()
+                .map(|r| {
+                    giants
+                        .iter()
+                        .map(|g| g.iter().filter(|x| r.contains(x)).count())
+                        .sum::<usize>()
+                })
+                .max()
+                .unwrap_or(0);
+            let bias = p.output.tiles * (s.level + 1) * n8;
+            served = served.max(parallel * largest_part * limbs * n8 + bias);
+            // Per output tile: each input's nonzero baby steps (two polynomials each) and
+            // its decomposition (dnum extended digits), all in Q_l ∪ P.
+            let mut per_tile = vec![0usize; p.output.tiles];
+            for b in &p.blocks {
+                let mut js: Vec<usize> = b.diagonals.indices().map(|k| k % p.n1).collect();
+                js.sort_unstable();
+                js.dedup();
+                let nonzero = js.iter().filter(|j| **j != 0).count();
+                if let Some(t) = per_tile.get_mut(b.out_tile) {
+                    *t += (2 * nonzero + if nonzero > 0 { dnum } else { 0 }) * limbs * n8;
+                }
+            }
+            per_tile.sort_unstable_by(|a, b| b.cmp(a));
+            work = work.max(per_tile.iter().take(parallel).sum());
+        }
+        (served, work)
     }
 
     /// Input length.
@@ -211,12 +275,16 @@ impl Plan {
         };
         let mb = |b: usize| b as f64 / (1u64 << 20) as f64;
         s += &format!(
-            "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, bootstrapping plaintexts {:.0} MiB, total {:.0} MiB",
+            "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, bootstrapping plaintexts {:.0} MiB, transform working set {:.0} MiB, cleartext diagonals {:.0} MiB, total {:.0} MiB; weights served part by part: {:.0} MiB of weights held, total {:.0} MiB",
             mb(self.memory.ciphertexts),
             mb(self.memory.keys),
             mb(self.memory.plaintexts),
             mb(self.memory.bootstrap_plaintexts),
-            mb(self.memory.total())
+            mb(self.memory.transform_work),
+            mb(self.memory.cleartext_weights),
+            mb(self.memory.total()),
+            mb(self.memory.served_plaintexts),
+            mb(self.memory.total_served())
         );
         s
     }
