@@ -213,6 +213,20 @@ impl CompositeSign {
         x: &B::Value,
         target_scale: f64,
     ) -> Result<B::Value> {
+        self.evaluate_scaled_relu(pe, x, 1.0, target_scale)
+    }
+
+    /// `factor·ReLU(x)` for `x ∈ [−1, 1]`, as [`evaluate_relu`](Self::evaluate_relu) with
+    /// `factor` folded into the last stage (`x·factor·(1 + p_k)/2`): no extra level, the
+    /// same depth. A caller that normalised `x = y/B` gets `ReLU(y) = B·ReLU(x)` back in
+    /// `y`'s units.
+    pub fn evaluate_scaled_relu<B: PolynomialBackend>(
+        &self,
+        pe: &PolynomialEvaluator<'_, B>,
+        x: &B::Value,
+        factor: f64,
+        target_scale: f64,
+    ) -> Result<B::Value> {
         let be = pe.backend();
         let lx = be.level(x);
         self.check_levels(lx, self.relu_depth(), "composite ReLU")?;
@@ -223,7 +237,7 @@ impl CompositeSign {
             .stages
             .split_last()
             .ok_or_else(|| Error::InvalidParameters("composite sign without stages".into()))?;
-        let half = last.add_constant(1.0).scaled(0.5);
+        let half = last.add_constant(1.0).scaled(0.5 * factor);
         let mut v = x.clone();
         for p in first {
             v = pe.evaluate(&v, p, target_scale)?;
