@@ -33,6 +33,7 @@
 //! # let _ = (expected, logits); Ok(()) }
 //! ```
 
+pub mod activation;
 pub mod data;
 pub mod error;
 pub mod exec;
