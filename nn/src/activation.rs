@@ -24,8 +24,8 @@
 //! fewest levels first, then fewest non-scalar multiplications (counted by running the
 //! evaluation itself on a counting backend). The candidates are the Chebyshev interpolants
 //! of degree up to [`MAX_INTERPOLANT_DEGREE`] (per depth, the smallest degree that meets the
-//! bound) and composite signs [`CompositeSign::new`]`(s, ε)` for sign precisions `s` and gaps
-//! `ε` around `p` (see [`composite_candidates`]). Since ReLU is positively homogeneous
+//! bound) and composite signs [`CompositeSign::with_widening`]`(s, ε, w)` for sign precisions
+//! `s` and gaps `ε` around `p` (see [`composite_candidates`]). Since ReLU is positively homogeneous
 //! (`ReLU(Bu) = B·ReLU(u)`), the relative criterion makes the choice independent of `B`;
 //! layers differ through their precision ([`crate::PlanOptions::relu_layers`]).
 //!
@@ -49,6 +49,7 @@ use crate::poly::{FittedPoly, PolyFunction};
 use he_core::circuits::polynomial::{
     depth_for_degree, CompositeSign, PolynomialBackend, PolynomialEvaluator,
 };
+use rayon::prelude::*;
 use std::cell::Cell;
 
 /// Largest interpolant degree [`ReluApproximation::Auto`] tries (depth 10).
@@ -340,15 +341,22 @@ pub fn choose_relu(
             candidates.push(Approximation::Interpolant(p));
         }
     }
-    for (sign_bits, epsilon) in composite_candidates(precision_bits) {
-        // A target the construction cannot reach (beyond f64, too many stages) is no
-        // candidate; other errors are.
-        let c = match CompositeRelu::for_precision(bound, sign_bits, epsilon) {
-            Ok(c) => c,
-            Err(NnError::Core(he_core::Error::OutOfRange { .. })) => continue,
-            Err(e) => return Err(e),
-        };
-        if c.max_error <= target && c.depth() <= max_depth {
+    let composites: Vec<Result<Option<CompositeRelu>>> = composite_candidates(precision_bits)
+        .into_par_iter()
+        .map(|(sign_bits, epsilon, widening)| {
+            // A target the construction cannot reach (beyond f64, too many stages) is no
+            // candidate; other errors are.
+            let sign = match CompositeSign::with_widening(sign_bits, epsilon, widening) {
+                Ok(s) => s,
+                Err(he_core::Error::OutOfRange { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let c = CompositeRelu::new(bound, sign)?;
+            Ok((c.max_error <= target && c.depth() <= max_depth).then_some(c))
+        })
+        .collect();
+    for c in composites {
+        if let Some(c) = c? {
             candidates.push(Approximation::CompositeRelu(c));
         }
     }
@@ -372,26 +380,33 @@ pub fn choose_relu(
                 } else {
                     String::new()
                 },
-                precision_bits.saturating_sub(1).max(1),
-                precision_bits + 1
+                precision_bits.saturating_sub(2).max(1),
+                precision_bits.saturating_sub(1).max(1)
             ),
         })
 }
 
-/// The `(sign precision bits, ε)` pairs a composite ReLU at `precision_bits` is tried with:
-/// sign precisions `p − 1, p, p + 1` (the error for `|u| ≥ ε` is `≤ B·error/2`) and gaps
-/// `ε = 2^-(p−2) … 2^-(p+1)` (the error inside the gap is `≤ B·|u|·|1 − h(u)|`, well below
-/// `B·ε`); the planner keeps those whose measured error meets the bound.
-pub fn composite_candidates(precision_bits: u32) -> Vec<(f64, f64)> {
+/// The `(sign precision bits, ε, widening degree)` a composite ReLU at `precision_bits = p`
+/// is tried with ([`CompositeSign::with_widening`]): sign precisions `p − 2, p − 1` (the
+/// error for `|u| ≥ ε` is `≤ B·error/2`, and the greedy last stage usually overshoots), gaps
+/// `ε = 2^-(p−5), 2^-(p−4), 2^-(p−3)` (inside the gap the error `B·|u|·|1 − h(u)|` stays far
+/// below `B·ε`, `h` rising from 1/2 at 0), widening stages of degree 7, 15, 31; the planner
+/// keeps those whose measured error meets the bound. (A grid found by measuring the
+/// cheapest composites at 8 to 16 bits; not an exhaustive search over degree sequences.)
+pub fn composite_candidates(precision_bits: u32) -> Vec<(f64, f64, usize)> {
     let p = precision_bits as i32;
     let mut out = Vec::new();
-    for s in [p - 1, p, p + 1] {
-        if !(1..=45).contains(&s) {
+    for s in [p - 2, p - 1] {
+        let s = s.max(1);
+        if s > 45 {
             continue;
         }
-        for e in [p - 2, p - 1, p, p + 1] {
-            if e >= 1 {
-                out.push((s as f64, 2f64.powi(-e)));
+        for e in [p - 5, p - 4, p - 3] {
+            let eps = 2f64.powi(-e.max(1));
+            for w in [7, 15, 31] {
+                if !out.contains(&(s as f64, eps, w)) {
+                    out.push((s as f64, eps, w));
+                }
             }
         }
     }
