@@ -17,6 +17,11 @@
 //! accurate: for `|u| < ε` its error is `≤ B·|u|`). It is the approximation error only; CKKS
 //! noise comes on top (the simulator models it).
 //!
+//! Outside `[-B, B]` neither kind is bounded, and a composite (a product of odd minimax
+//! stages, each diverging beyond its interval) grows fastest: `B` is the calibrated maximum
+//! times [`bound_margin`](crate::PlanOptions::bound_margin) (1.1 by default), or the bound
+//! the network states.
+//!
 //! # Choice ([`ReluApproximation`])
 //!
 //! [`ReluApproximation::Auto`] asks for `max_error ≤ B·2^-p` (`p` = `precision_bits`, an error

@@ -98,7 +98,9 @@ fn planner_chooses_per_layer_and_accounts_levels() {
     opts.parameters = Some(
         Parameters::new(ParametersLiteral {
             log_n: 12,
-            log_q: std::iter::once(60).chain(std::iter::repeat_n(40, 24)).collect(),
+            log_q: std::iter::once(60)
+                .chain(std::iter::repeat_n(40, 24))
+                .collect(),
             log_p: vec![61],
             alpha: None,
             log_scale: 40.0,
@@ -233,6 +235,63 @@ proptest! {
     }
 }
 
+/// Plans `net` under `opts`, runs `xs` encrypted (one batch, or one input at a time in
+/// latency mode) and simulated; returns (encrypted, simulated, plan).
+fn run(net: &Network, opts: &PlanOptions, xs: &[Vec<f64>]) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Plan) {
+    let plan = Plan::new(net, opts).unwrap();
+    let sim = plan.simulate(xs, None).unwrap();
+    let keys = plan.generate_keys().unwrap();
+    let encoder = Encoder::new(&plan.params).unwrap();
+    let encryptor = Encryptor::new(&plan.params, keys.public.clone()).unwrap();
+    let decryptor = Decryptor::new(&keys.secret);
+    let engine = Engine::new(&plan, keys.eval.clone()).unwrap();
+    let batches: Vec<&[Vec<f64>]> = match opts.mode {
+        Mode::Throughput => vec![xs],
+        Mode::Latency => xs.chunks(1).collect(),
+    };
+    let mut enc = Vec::new();
+    for b in batches {
+        let ct = plan.encrypt(&encoder, &encryptor, b).unwrap();
+        let y = engine.run(ct).unwrap();
+        enc.extend(plan.decrypt(&encoder, &decryptor, &y).unwrap());
+    }
+    (enc, sim, plan)
+}
+
+#[test]
+fn unfolded_composite_relu_encrypted() {
+    // After a residual addition 1/B cannot fold: the composite takes one level more for x/B,
+    // in the engine and the simulator alike (throughput mode, 8 ciphertexts).
+    let mut g = Gaussian::new(10);
+    let mut net = Network::new(&[8]);
+    let a = net.dense(&random_vec(&mut g, 64, 0.3), 8, None).unwrap();
+    let b = net.dense(&random_vec(&mut g, 64, 0.3), 8, None).unwrap();
+    net.add(a, b).unwrap();
+    net.activation(Activation::Poly {
+        function: PolyFunction::Relu,
+        degree: 3,
+        bound: Some(2.0),
+    })
+    .unwrap();
+    let xs = inputs(&mut g, 4, 8);
+    let mut opts = PlanOptions::new(Mode::Throughput);
+    opts.flooding = None;
+    opts.calibration = xs.clone();
+    opts.relu = ReluApproximation::composite(8);
+    let relu = choose_relu(&opts.relu, 3, 2.0).unwrap();
+    let depth = 2 + 1 + relu.depth();
+    opts.parameters = Some(test_params(12, depth));
+    let (enc, sim, plan) = run(&net, &opts, &xs);
+    assert_eq!(plan.depth, depth);
+    assert!(activations(&plan)[0].2, "prescaled");
+    assert!(plan.approximations[0].contains("+1 level for x/B"));
+    let exact: Vec<Vec<f64>> = xs.iter().map(|x| net.forward(x).unwrap()).collect();
+    let (e_enc, e_sim) = (max_abs_diff(&enc, &sim), max_abs_diff(&sim, &exact));
+    println!("unfolded composite ReLU (depth {depth}): |encrypted - simulated| {e_enc:.2e}, |simulated - exact| {e_sim:.2e} (max error {:.2e})", relu.max_error());
+    assert!(e_enc < 1e-6, "{e_enc}");
+    assert!(e_sim <= relu.max_error() * 1.01 + 1e-9, "{e_sim}");
+}
+
 #[test]
 fn composite_relu_encrypted_matches_simulator_and_exact_relu() {
     let mut g = Gaussian::new(9);
@@ -245,26 +304,12 @@ fn composite_relu_encrypted_matches_simulator_and_exact_relu() {
     opts.relu = ReluApproximation::composite(bits);
     let depth = 2 + choose_relu(&opts.relu, 7, 1.0).unwrap().depth();
     opts.parameters = Some(test_params(12, depth));
-    let plan = Plan::new(&net, &opts).unwrap();
+    let (enc, sim, plan) = run(&net, &opts, &xs);
     println!("{}", plan.describe());
     assert_eq!(plan.depth, depth);
     let acts = activations(&plan);
     let (_, relu, _) = acts[0];
     assert!(matches!(relu, Approximation::CompositeRelu(_)));
-    let sim = plan.simulate(&xs, None).unwrap();
-    let keys = plan.generate_keys().unwrap();
-    let encoder = Encoder::new(&plan.params).unwrap();
-    let encryptor = Encryptor::new(&plan.params, keys.public.clone()).unwrap();
-    let decryptor = Decryptor::new(&keys.secret);
-    let engine = Engine::new(&plan, keys.eval.clone()).unwrap();
-    let mut enc = Vec::new();
-    for x in &xs {
-        let ct = plan
-            .encrypt(&encoder, &encryptor, std::slice::from_ref(x))
-            .unwrap();
-        let y = engine.run(ct).unwrap();
-        enc.extend(plan.decrypt(&encoder, &decryptor, &y).unwrap());
-    }
     let exact: Vec<Vec<f64>> = xs.iter().map(|x| net.forward(x).unwrap()).collect();
     let out_max = exact.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
     let (e_enc, e_sim) = (max_abs_diff(&enc, &sim), max_abs_diff(&sim, &exact));
