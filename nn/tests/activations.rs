@@ -344,3 +344,42 @@ fn composite_relu_encrypted_matches_simulator_and_exact_relu() {
         "{bits_vs_exact:.1} bits"
     );
 }
+
+#[test]
+fn interpolants_beyond_the_degree_limit() {
+    // What the degree limit (1023) excludes. At 12 bits: the smallest interpolant meeting
+    // 2^-12·B (bisection) against the composite Auto chooses: two levels fewer, four times
+    // the ciphertext products. At 14 bits even degree 8191 (depth 13) misses the bound.
+    use he_nn::activation::measured_error;
+    use he_nn::poly::FittedPoly;
+    let meets = |d: usize, bits: u32| {
+        let p = FittedPoly::fit(PolyFunction::Relu, d, 1.0).unwrap();
+        let e = measured_error(PolyFunction::Relu, 1.0, |x| p.eval(x)).max(p.max_error);
+        (e <= 2f64.powi(-(bits as i32))).then_some(p)
+    };
+    let (mut bad, mut good) = (1023usize, 4095usize);
+    assert!(meets(bad, 12).is_none() && meets(good, 12).is_some());
+    while good - bad > 1 {
+        let mid = (good + bad) / 2;
+        if meets(mid, 12).is_some() {
+            good = mid
+        } else {
+            bad = mid
+        }
+    }
+    let p = Approximation::Interpolant(meets(good, 12).unwrap());
+    let c = choose_relu(&ReluApproximation::auto(12), 7, 1.0).unwrap();
+    let (pm, cm) = (p.multiplications().unwrap(), c.multiplications().unwrap());
+    println!(
+        "12 bits: interpolant degree {good} depth {} with {pm} products; chosen {} depth {} with {cm} products",
+        p.depth(),
+        c.label(),
+        c.depth()
+    );
+    assert!(matches!(c, Approximation::CompositeRelu(_)));
+    assert!(p.depth() < c.depth() && 2 * cm < pm);
+    assert!(
+        meets(8191, 14).is_none(),
+        "14 bits need an interpolant of depth >= 14"
+    );
+}
