@@ -308,6 +308,65 @@ impl Approximation {
     }
 }
 
+/// [`choose_relu`] for many layers: a search result is kept per setting (at `B = 1`) and
+/// carried to each layer's interval, since ReLU is positively homogeneous and the criterion
+/// relative (the carried approximation is re-measured on the new interval, and searched anew
+/// in the unlikely case that it misses the bound there).
+#[derive(Debug, Default)]
+pub struct ReluChooser {
+    found: Vec<(ReluApproximation, usize, Approximation)>,
+}
+
+impl ReluChooser {
+    /// An empty chooser.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`choose_relu`]`(setting, declared_degree, bound)`, reusing an earlier search.
+    pub fn choose(
+        &mut self,
+        setting: &ReluApproximation,
+        declared_degree: usize,
+        bound: f64,
+    ) -> Result<Approximation> {
+        check_bound(bound)?;
+        let precision_bits = match setting {
+            ReluApproximation::Auto { precision_bits, .. }
+            | ReluApproximation::Composite { precision_bits, .. } => *precision_bits,
+            _ => return choose_relu(setting, declared_degree, bound),
+        };
+        let target = bound * 2f64.powi(-(precision_bits as i32));
+        let known = self
+            .found
+            .iter()
+            .find(|(s, d, _)| s == setting && *d == declared_degree)
+            .map(|(_, _, a)| a);
+        if let Some(a) = known {
+            let carried = match a {
+                Approximation::Interpolant(p) => {
+                    let mut q = FittedPoly::fit(PolyFunction::Relu, p.degree(), bound)?;
+                    q.max_error = q
+                        .max_error
+                        .max(measured_error(PolyFunction::Relu, bound, |x| q.eval(x)));
+                    Approximation::Interpolant(q)
+                }
+                Approximation::CompositeRelu(c) => {
+                    Approximation::CompositeRelu(CompositeRelu::new(bound, c.sign.clone())?)
+                }
+            };
+            if carried.max_error() <= target {
+                return Ok(carried);
+            }
+        }
+        let a = choose_relu(setting, declared_degree, bound)?;
+        if known.is_none() {
+            self.found.push((*setting, declared_degree, a.clone()));
+        }
+        Ok(a)
+    }
+}
+
 /// A candidate's cost: (levels, non-scalar multiplications).
 fn cost_of(a: &Approximation) -> Result<(usize, usize)> {
     Ok((a.depth(), a.multiplications()?))
@@ -615,6 +674,30 @@ mod tests {
         let b = choose_relu(&ReluApproximation::Interpolant { degree: 12 }, 7, 5.0).unwrap();
         assert_eq!(b.degrees(), vec![12]);
         assert!(choose_relu(&ReluApproximation::auto(8), 7, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn chooser_carries_a_search_to_other_intervals() {
+        let mut chooser = ReluChooser::new();
+        for setting in [ReluApproximation::auto(6), ReluApproximation::composite(9)] {
+            let first = chooser.choose(&setting, 7, 1.0).unwrap();
+            for b in [0.05, 3.0, 250.0] {
+                let a = chooser.choose(&setting, 7, b).unwrap();
+                let fresh = choose_relu(&setting, 7, b).unwrap();
+                assert_eq!(a.degrees(), first.degrees());
+                assert_eq!((a.depth(), a.degrees()), (fresh.depth(), fresh.degrees()));
+                assert_eq!(a.bound(), b);
+                assert!(a.max_error() <= b * 2f64.powi(-(setting_bits(&setting) as i32)));
+            }
+        }
+    }
+
+    fn setting_bits(s: &ReluApproximation) -> u32 {
+        match s {
+            ReluApproximation::Auto { precision_bits, .. }
+            | ReluApproximation::Composite { precision_bits, .. } => *precision_bits,
+            _ => 0,
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `Δ_l²/q_l`; weights are encoded at scale `Δ_l`, so a weighted sum rescales to the same),
 //! hence additions never meet mismatched scales, whatever path the operands took.
 
-use crate::activation::{choose_relu, Approximation, ReluApproximation};
+use crate::activation::{Approximation, ReluApproximation, ReluChooser};
 use crate::error::{NnError, Result};
 use crate::flooding::OutputFlooding;
 use crate::network::{Activation, Linear, Network, Op};
@@ -240,6 +240,7 @@ impl Plan {
         let consumers = net.consumers();
         let mut steps: Vec<Step> = Vec::with_capacity(net.nodes.len());
         let mut approximations = Vec::new();
+        let mut relu_chooser = ReluChooser::new();
         let dummy = PackedLayout::new(0, 1);
         for node in &net.nodes {
             let op = match &node.op {
@@ -271,18 +272,20 @@ impl Plan {
                     let setting = opts.relu_layers.get(&node.name).unwrap_or(&opts.relu);
                     let poly = match function {
                         PolyFunction::Relu => {
-                            choose_relu(setting, *degree, b).map_err(|e| match e {
-                                NnError::NoApproximation {
-                                    function,
-                                    wanted,
-                                    tried,
-                                } => NnError::NoApproximation {
-                                    function: format!("{function} at layer {}", node.name),
-                                    wanted,
-                                    tried,
-                                },
-                                e => e,
-                            })?
+                            relu_chooser
+                                .choose(setting, *degree, b)
+                                .map_err(|e| match e {
+                                    NnError::NoApproximation {
+                                        function,
+                                        wanted,
+                                        tried,
+                                    } => NnError::NoApproximation {
+                                        function: format!("{function} at layer {}", node.name),
+                                        wanted,
+                                        tried,
+                                    },
+                                    e => e,
+                                })?
                         }
                         _ => Approximation::Interpolant(FittedPoly::fit(*function, *degree, b)?),
                     };
