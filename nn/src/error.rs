@@ -64,6 +64,17 @@ pub enum NnError {
         /// What the file asked for (may be "more than 2^64" when the product overflows).
         found: String,
     },
+    /// No activation approximation meets the requested precision within the stated limits
+    /// (see [`crate::activation::ReluApproximation`]).
+    #[error("no approximation of {function} meets {wanted}; tried {tried}: lower the precision or raise the depth limit")]
+    NoApproximation {
+        /// The function.
+        function: String,
+        /// The bound and limits asked for.
+        wanted: String,
+        /// The candidates tried.
+        tried: String,
+    },
     /// A malformed IDX data file: the header disagrees with itself or with the file length.
     #[error("IDX file {path}: expected {expected}, found {found}")]
     Idx {

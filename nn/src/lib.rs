@@ -13,7 +13,9 @@
 //!   folding for rectangular matrices.
 //!
 //! Activations: `x²`, or Chebyshev-interpolated polynomials for ReLU/SiLU/GELU evaluated in
-//! depth `⌈log2(d+1)⌉` ([`poly`]).
+//! depth `⌈log2(d+1)⌉` ([`poly`]); for ReLU, optionally composite minimax polynomials
+//! (`x·(1 + sign(x))/2`), the planner choosing per layer the cheapest approximation that
+//! meets a stated precision ([`activation`], [`PlanOptions::relu`](plan::PlanOptions::relu)).
 //!
 //! ```no_run
 //! use he_nn::{onnx, plan::{Mode, Plan, PlanOptions}, exec::Engine};
@@ -33,6 +35,7 @@
 //! # let _ = (expected, logits); Ok(()) }
 //! ```
 
+pub mod activation;
 pub mod data;
 pub mod error;
 pub mod exec;

@@ -213,7 +213,7 @@ impl Plan {
                 StepOp::Poly { poly, prescale } => {
                     let mut u = vals[st.inputs[0]].clone();
                     if *prescale {
-                        u.iter_mut().for_each(|v| *v /= poly.bound);
+                        u.iter_mut().for_each(|v| *v /= poly.bound());
                         noise.rescale(&mut u);
                     }
                     // he-core's polynomial evaluator on cleartext values: the same
@@ -222,8 +222,7 @@ impl Plan {
                     let be = CleartextBackend::new(self.params.q()).with_rescale_noise(&hook);
                     let level = st.level + poly.depth();
                     let u = be.value(u, level, self.scales[level])?;
-                    PolynomialEvaluator::new(&be)
-                        .evaluate(&u, &poly.series, self.scales[st.level])?
+                    poly.evaluate(&PolynomialEvaluator::new(&be), &u, self.scales[st.level])?
                         .values
                 }
                 StepOp::Add => {

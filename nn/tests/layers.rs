@@ -231,9 +231,9 @@ fn polynomial_relu_and_gelu() {
             assert_eq!(plan.depth, depth);
             assert!(e_enc < TOL, "{e_enc}");
             assert!(
-                e_approx <= fit.max_error * 1.01 + 1e-12,
+                e_approx <= fit.max_error() * 1.01 + 1e-12,
                 "{e_approx} > {}",
-                fit.max_error
+                fit.max_error()
             );
         }
     }

@@ -539,11 +539,11 @@ impl Engine {
                     x.par_iter()
                         .map(|ct| {
                             let u = if *prescale {
-                                self.const_mul_rescale(ct, 1.0 / poly.bound)?
+                                self.const_mul_rescale(ct, 1.0 / poly.bound())?
                             } else {
                                 ct.clone()
                             };
-                            Ok(pe.evaluate(&u, &poly.series, target)?)
+                            Ok(poly.evaluate(&pe, &u, target)?)
                         })
                         .collect::<Result<Vec<_>>>()?
                 }

@@ -76,7 +76,7 @@ pub(super) fn lowered_forward(steps: &[Step], x: &[f64]) -> Result<Vec<Vec<f64>>
             StepOp::Square => input(0)?.iter().map(|a| a * a).collect(),
             StepOp::Poly { poly, prescale } => input(0)?
                 .iter()
-                .map(|&v| poly.series.eval(if *prescale { v / poly.bound } else { v }))
+                .map(|&v| poly.eval_normalized(if *prescale { v / poly.bound() } else { v }))
                 .collect(),
             StepOp::Add => {
                 let (a, b) = (input(0)?, input(1)?);
@@ -166,7 +166,7 @@ pub(super) fn place_bootstraps(
                     {
                         *prescale = false;
                         need = poly.depth();
-                        Some(poly.bound)
+                        Some(poly.bound())
                     }
                     _ => None,
                 };
@@ -249,6 +249,7 @@ fn power_of_two_at_least(bound: f64) -> Result<f64> {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::activation::Approximation;
     use crate::network::Linear;
     use crate::plan::PackedLayout;
     use crate::poly::{FittedPoly, PolyFunction};
@@ -312,7 +313,7 @@ mod tests {
     /// level, a shared value is bootstrapped once, and an activation's 1/B is absorbed.
     #[test]
     fn residual_shares_and_absorbs() {
-        let poly = FittedPoly::fit(PolyFunction::Relu, 3, 5.0).unwrap();
+        let poly = Approximation::Interpolant(FittedPoly::fit(PolyFunction::Relu, 3, 5.0).unwrap());
         let steps = vec![
             step("in", StepOp::Input, vec![]),
             step("c1", lin(), vec![0]),
@@ -375,7 +376,7 @@ mod tests {
             }
         ));
         // A step needing more than a bootstrap leaves is refused.
-        let poly = FittedPoly::fit(PolyFunction::Relu, 7, 1.0).unwrap();
+        let poly = Approximation::Interpolant(FittedPoly::fit(PolyFunction::Relu, 7, 1.0).unwrap());
         let deep = vec![
             step("in", StepOp::Input, vec![]),
             step(

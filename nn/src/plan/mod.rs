@@ -7,14 +7,15 @@
 //! `Δ_l²/q_l`; weights are encoded at scale `Δ_l`, so a weighted sum rescales to the same),
 //! hence additions never meet mismatched scales, whatever path the operands took.
 
+use crate::activation::{Approximation, ReluApproximation, ReluChooser};
 use crate::error::{NnError, Result};
 use crate::flooding::OutputFlooding;
 use crate::network::{Activation, Linear, Network, Op};
-use crate::poly::FittedPoly;
+use crate::poly::{FittedPoly, PolyFunction};
 use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset, Bootstrapper};
 use he_core::ckks::FloodingConfig;
 use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 mod bootstrap;
@@ -83,6 +84,14 @@ pub struct PlanOptions {
     /// this bounds the weight memory of a served engine. Default 256 MiB (at least one giant
     /// step per part).
     pub weight_part_bytes: usize,
+    /// How ReLU activations are approximated ([`crate::activation`]): default
+    /// [`ReluApproximation::Declared`], the interpolant of the degree the network declares;
+    /// [`ReluApproximation::Auto`] chooses per layer the cheapest interpolant or composite
+    /// minimax ReLU whose measured error on the layer's interval `[-B, B]` is at most
+    /// `B·2^-precision_bits`. SiLU and GELU keep their declared interpolants.
+    pub relu: ReluApproximation,
+    /// Per-layer overrides of [`relu`](Self::relu), by node name.
+    pub relu_layers: BTreeMap<String, ReluApproximation>,
 }
 
 impl PlanOptions {
@@ -103,6 +112,8 @@ impl PlanOptions {
             flooded_output_bits: 6,
             bootstrapping: Bootstrapping::Auto,
             weight_part_bytes: 256 << 20,
+            relu: ReluApproximation::Declared,
+            relu_layers: BTreeMap::new(),
         }
     }
 }
@@ -118,11 +129,12 @@ pub enum StepOp {
     AddConst(Vec<f64>),
     /// `x²` (one level).
     Square,
-    /// Polynomial activation `p(x/B)`; `prescale`: `1/B` could not be folded into the
-    /// preceding linear layer and costs one extra level.
+    /// Polynomial activation `p(x/B)` (an interpolant or a composite minimax ReLU);
+    /// `prescale`: `1/B` could not be folded into the preceding linear layer and costs one
+    /// extra level.
     Poly {
-        /// The fitted polynomial.
-        poly: FittedPoly,
+        /// The approximation, evaluated on `x/B` ([`Approximation::evaluate`]).
+        poly: Approximation,
         /// Whether the input still has to be multiplied by `1/B`.
         prescale: bool,
     },
@@ -264,6 +276,7 @@ impl Plan {
         let consumers = net.consumers();
         let mut steps: Vec<Step> = Vec::with_capacity(net.nodes.len());
         let mut approximations = Vec::new();
+        let mut relu_chooser = ReluChooser::new();
         let dummy = PackedLayout::new(0, 1);
         for node in &net.nodes {
             let op = match &node.op {
@@ -292,7 +305,42 @@ impl Plan {
                             m * opts.bound_margin
                         }
                     };
-                    let poly = FittedPoly::fit(*function, *degree, b)?;
+                    let setting = opts.relu_layers.get(&node.name).unwrap_or(&opts.relu);
+                    let poly = match function {
+                        PolyFunction::Relu => {
+                            relu_chooser
+                                .choose(setting, *degree, b)
+                                .map_err(|e| match e {
+                                    NnError::NoApproximation {
+                                        function,
+                                        wanted,
+                                        tried,
+                                    } => NnError::NoApproximation {
+                                        function: format!("{function} at layer {}", node.name),
+                                        wanted,
+                                        tried,
+                                    },
+                                    e => e,
+                                })?
+                        }
+                        _ => Approximation::Interpolant(FittedPoly::fit(*function, *degree, b)?),
+                    };
+                    let chosen = match (function, setting) {
+                        (
+                            PolyFunction::Relu,
+                            ReluApproximation::Auto { precision_bits, .. }
+                            | ReluApproximation::Composite { precision_bits, .. },
+                        ) => format!(
+                            ", {} non-scalar products; chosen by {} for error ≤ B·2^-{precision_bits}",
+                            poly.multiplications()?,
+                            if matches!(setting, ReluApproximation::Auto { .. }) {
+                                "Auto"
+                            } else {
+                                "Composite"
+                            }
+                        ),
+                        _ => String::new(),
+                    };
                     // Look through reshapes (identity on the data) to the producing layer.
                     let mut src = node.inputs[0];
                     while matches!(steps[src].op, StepOp::Reshape) && consumers[src] == 1 {
@@ -309,7 +357,7 @@ impl Plan {
                         }
                     }
                     approximations.push(format!(
-                        "{}: {}{}",
+                        "{}: {}{chosen}{}",
                         node.name,
                         poly.describe(),
                         if foldable {

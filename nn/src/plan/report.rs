@@ -225,8 +225,8 @@ impl Plan {
                 StepOp::AddConst(_) => "add constant".into(),
                 StepOp::Square => "square".into(),
                 StepOp::Poly { poly, prescale } => format!(
-                    "poly deg {} (depth {}{})",
-                    poly.degree(),
+                    "{} (depth {}{})",
+                    poly.label(),
                     poly.depth(),
                     if *prescale { " +1" } else { "" }
                 ),

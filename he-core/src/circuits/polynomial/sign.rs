@@ -103,6 +103,26 @@ impl CompositeSign {
     /// println!("degrees {:?}, depth {}", s.degrees(), s.depth());
     /// ```
     pub fn new(precision_bits: f64, epsilon: f64) -> Result<Self> {
+        Self::with_widening(precision_bits, epsilon, WIDENING_DEGREE)
+    }
+
+    /// [`new`](Self::new) with widening stages of the odd degree `widening_degree` instead
+    /// of 15 (a caller searching for the cheapest composite tries several: which is best
+    /// depends on `α` and `ε`).
+    ///
+    /// ```
+    /// use he_core::circuits::polynomial::CompositeSign;
+    /// for w in [7, 15, 31] {
+    ///     let s = CompositeSign::with_widening(12.0, 2f64.powi(-10), w).unwrap();
+    ///     assert!(s.error() <= 2f64.powi(-12));
+    ///     println!("widening {w}: degrees {:?}, depth {}", s.degrees(), s.depth());
+    /// }
+    /// ```
+    pub fn with_widening(
+        precision_bits: f64,
+        epsilon: f64,
+        widening_degree: usize,
+    ) -> Result<Self> {
         if !(precision_bits > 0.0 && precision_bits <= 45.0) {
             return Err(Error::OutOfRange {
                 what: "sign precision bits",
@@ -135,7 +155,7 @@ impl CompositeSign {
                     allowed: format!("<= 2^-{precision_bits}"),
                 });
             }
-            let s = remez_sign(WIDENING_DEGREE, eps)?;
+            let s = remez_sign(widening_degree, eps)?;
             stages.push(s.polynomial.scaled(1.0 / (1.0 + s.error)));
             eps = ((1.0 - s.error) / (1.0 + s.error)).max(f64::MIN_POSITIVE);
         }
@@ -213,6 +233,20 @@ impl CompositeSign {
         x: &B::Value,
         target_scale: f64,
     ) -> Result<B::Value> {
+        self.evaluate_scaled_relu(pe, x, 1.0, target_scale)
+    }
+
+    /// `factor·ReLU(x)` for `x ∈ [−1, 1]`, as [`evaluate_relu`](Self::evaluate_relu) with
+    /// `factor` folded into the last stage (`x·factor·(1 + p_k)/2`): no extra level, the
+    /// same depth. A caller that normalised `x = y/B` gets `ReLU(y) = B·ReLU(x)` back in
+    /// `y`'s units.
+    pub fn evaluate_scaled_relu<B: PolynomialBackend>(
+        &self,
+        pe: &PolynomialEvaluator<'_, B>,
+        x: &B::Value,
+        factor: f64,
+        target_scale: f64,
+    ) -> Result<B::Value> {
         let be = pe.backend();
         let lx = be.level(x);
         self.check_levels(lx, self.relu_depth(), "composite ReLU")?;
@@ -223,7 +257,7 @@ impl CompositeSign {
             .stages
             .split_last()
             .ok_or_else(|| Error::InvalidParameters("composite sign without stages".into()))?;
-        let half = last.add_constant(1.0).scaled(0.5);
+        let half = last.add_constant(1.0).scaled(0.5 * factor);
         let mut v = x.clone();
         for p in first {
             v = pe.evaluate(&v, p, target_scale)?;

@@ -372,3 +372,26 @@ fn product_counts_and_depth_at_every_degree() {
     }
     println!("ciphertext products by degree: {report:?}");
 }
+
+#[test]
+fn scaled_relu_is_the_factor_times_relu_at_the_same_depth() {
+    let sign = CompositeSign::new(10.0, 2f64.powi(-6)).unwrap();
+    let q: Vec<u64> = (0..20).map(|i| (1u64 << 45) - 229 - 2 * i).collect();
+    let sim = CleartextBackend::new(&q);
+    let pe = PolynomialEvaluator::new(&sim);
+    let xs: Vec<f64> = (0..101).map(|i| i as f64 / 50.0 - 1.0).collect();
+    let top = 19;
+    let target = 2f64.powi(45);
+    let v = sim.value(xs.clone(), top, target).unwrap();
+    let plain = sign.evaluate_relu(&pe, &v, target).unwrap();
+    let scaled = sign.evaluate_scaled_relu(&pe, &v, 6.5, target).unwrap();
+    assert_eq!(scaled.level, top - sign.relu_depth());
+    assert_eq!(scaled.level, plain.level);
+    assert!((scaled.scale / target - 1.0).abs() < 2f64.powi(-40));
+    for ((x, a), b) in xs.iter().zip(&plain.values).zip(&scaled.values) {
+        assert!((6.5 * a - b).abs() < 1e-9, "x = {x}: 6.5·{a} vs {b}");
+        if x.abs() >= 2f64.powi(-6) {
+            assert!((b - 6.5 * x.max(0.0)).abs() <= 6.5 * x.abs() * sign.error() / 2.0 + 1e-9);
+        }
+    }
+}
