@@ -20,8 +20,9 @@
 //!     (the inner product with both key components) `+ 2·(k·m + m)` (ModDown's conversion and
 //!     subtraction-multiplication);
 //!   - `time = NTT limbs · N·log2 N · ntt_ns + multiply-adds · N · mac_ns`, with the weights
-//!     of [`KsWeights`] (calibrated from he-core's NTT and limb multiply-add; the
-//!     `ks_cost` example measures them and checks the model against real rotations).
+//!     of [`KsWeights`] (the `ks_cost` example calibrates them from he-core's own limb NTT and
+//!     multiply-add, checks the model against real rotations, and fits them; the defaults are
+//!     that fit).
 //!
 //! A computation's cost is the sum over the levels it switches keys at, each at its own limb
 //! count ([`KsDemand::switches_per_level`]). [`KsModel::choose`] picks the fastest secure
@@ -88,12 +89,16 @@ pub struct KsWeights {
 }
 
 impl Default for KsWeights {
-    /// Measured single-threaded on an AVX2 x86-64 core (no IFMA) with the `ks_cost` example at
-    /// `N = 2^15`: the forward NTT of one limb and one limb of `mul_add_assign`.
+    /// Fitted (least squares) to 36 single-threaded rotation timings of the `ks_cost` example
+    /// (N = 2^15 and 2^16 chains of 21 primes, 1..=21 digits, top and middle levels) on an AVX2
+    /// x86-64 core without IFMA, within 0.7..1.25 of every timing. The isolated primitives
+    /// measure 0.23..0.37 ns (NTT) and 1.5..1.7 ns (`mul_add_assign`): in key switching a
+    /// multiply-add costs about twice the isolated one (basis conversions and the inner
+    /// product read digits and keys from memory, not cache).
     fn default() -> Self {
         Self {
-            ntt_ns: 1.14,
-            mac_ns: 1.65,
+            ntt_ns: 0.385,
+            mac_ns: 3.1,
         }
     }
 }
