@@ -423,6 +423,7 @@ pub fn plan_new(model: &ImportedModel, c: &PlanChoice) -> Result<Plan> {
         int_bits: q0.saturating_sub(scale_bits),
         log_n: Some(lit.log_n),
         dnum: Some(dnum),
+        key_switching: he_core::rlwe::KeySwitching::Fewest,
     };
     let params = Parameters::from_intent(&intent).ctx(format!("--dnum {dnum}"))?;
     opts.parameters = Some(params);

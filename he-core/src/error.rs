@@ -114,6 +114,17 @@ pub enum Error {
         /// Largest allowed for 128-bit security.
         max_log_qp: u32,
     },
+    /// No secure key-switching digit count keeps the evaluation keys within a byte budget
+    /// ([`KsModel::choose`](crate::rlwe::ks_cost::KsModel::choose)).
+    #[error("{keys} key-switching keys need at least {smallest_bytes} bytes with any secure digit count, above the budget of {budget_bytes} bytes: raise the budget, hold fewer keys, or allow a smaller scale or a larger ring degree (more room for special primes, fewer digits)")]
+    KeyBudgetExceeded {
+        /// Keys to hold.
+        keys: usize,
+        /// The budget, bytes.
+        budget_bytes: u64,
+        /// The least bytes those keys take with a secure digit count.
+        smallest_bytes: u64,
+    },
     /// Invalid parameter combination.
     #[error("invalid parameters: {0}")]
     InvalidParameters(String),

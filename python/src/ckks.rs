@@ -222,6 +222,7 @@ impl PyContext {
             int_bits,
             log_n,
             dnum,
+            key_switching: he_core::rlwe::KeySwitching::Fewest,
         };
         let ctx = guard(py, None, move || Ctx::of(Parameters::from_intent(&intent)?))?;
         Ok(Self::wrap(ctx))

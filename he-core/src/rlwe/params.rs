@@ -10,6 +10,7 @@
 //! serialized insecure set needs the same opt-in
 //! ([`Parameters::from_bytes_allow_insecure`](Parameters::from_bytes_allow_insecure)).
 
+use super::ks_cost::{KeySwitching, KsModel};
 use crate::math::ntt::{plan as cpu_plan, NttPlan};
 use crate::math::primes::{check_ntt_prime, ntt_primes};
 use crate::ring::{KeySwitchBasis, RingContext};
@@ -116,8 +117,13 @@ pub struct ParametersIntent {
     /// `log2 N`, or `None` for the smallest secure degree.
     pub log_n: Option<u32>,
     /// Key-switching digits wanted, or `None` for the fewest digits that stay secure
-    /// (fewest digits = fastest key switching).
+    /// (fewest digits = fastest key switching). The older spelling of
+    /// [`KeySwitching::Digits`]: `Some(d)` takes precedence over `key_switching`.
     pub dnum: Option<usize>,
+    /// How digits and special primes are chosen (when `dnum` is `None`): default
+    /// [`KeySwitching::Fewest`] (the fewest secure digits, 60-bit special primes), or the cost
+    /// model's choice for a demand ([`KeySwitching::Auto`], see [`ks_cost`](super::ks_cost)).
+    pub key_switching: KeySwitching,
 }
 
 impl ParametersIntent {
@@ -129,6 +135,7 @@ impl ParametersIntent {
             int_bits: 20,
             log_n: None,
             dnum: None,
+            key_switching: KeySwitching::Fewest,
         }
     }
 }
@@ -337,12 +344,41 @@ impl Parameters {
             None => (10..=17).collect(),
         };
         let mut last_err = Error::InvalidParameters("no ring degree tried".into());
+        let policy = match intent.dnum {
+            Some(d) => KeySwitching::Digits(d),
+            None => intent.key_switching.clone(),
+        };
         for log_n in log_ns {
             let n = 1usize << log_n;
             let bound = max_log_qp_128(n).unwrap_or(0);
-            let dnums: Vec<usize> = match intent.dnum {
-                Some(d) => vec![d],
-                None => (1..=limbs).collect(),
+            let dnums: Vec<usize> = match &policy {
+                KeySwitching::Digits(d) => vec![*d],
+                KeySwitching::Fewest => (1..=limbs).collect(),
+                KeySwitching::Auto(demand) => {
+                    // The cost model's choice at this degree; the next degree when nothing
+                    // here is secure or within the budget.
+                    let choice = match KsModel::new(log_n, &log_q).and_then(|m| m.choose(demand)) {
+                        Ok(c) => c.chosen,
+                        Err(e) => {
+                            last_err = e;
+                            continue;
+                        }
+                    };
+                    let lit = ParametersLiteral {
+                        log_n,
+                        log_q: log_q.clone(),
+                        log_p: choice.log_p,
+                        alpha: Some(choice.alpha),
+                        log_scale: intent.scale_bits as f64,
+                        secret: SecretDistribution::UniformTernary,
+                        security: Security::Bits128,
+                    };
+                    match Self::new(lit) {
+                        Ok(p) => return Ok(p),
+                        Err(e) => last_err = e,
+                    }
+                    continue;
+                }
             };
             for dnum in dnums {
                 if dnum == 0 || dnum > limbs {

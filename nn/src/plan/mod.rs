@@ -14,7 +14,9 @@ use crate::network::{Activation, Linear, Network, Op};
 use crate::poly::{FittedPoly, PolyFunction};
 use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset, Bootstrapper};
 use he_core::ckks::FloodingConfig;
-use he_core::rlwe::{galois_element_for_rotation, Parameters, ParametersIntent};
+use he_core::rlwe::{
+    galois_element_for_rotation, KeySwitching, KsDemand, Parameters, ParametersIntent,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -42,6 +44,28 @@ pub enum Mode {
     /// linear layers by the baby-step giant-step diagonal method (Halevi–Shoup 2014), as
     /// he-core's double-hoisted [`LinearTransform`](he_core::circuits::lintrans::LinearTransform)s.
     Latency,
+}
+
+/// How the planner chooses key-switching digits (`dnum`) and special primes for parameters it
+/// derives (one chain, no bootstrapping). Explicit parameters
+/// ([`PlanOptions::parameters`]) and bootstrapping's preset chains keep their own digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySwitchingChoice {
+    /// The fewest digits that stay secure, 60-bit special primes
+    /// ([`KeySwitching::Fewest`]; the default, the choice before the cost model).
+    #[default]
+    Fewest,
+    /// Exactly this many digits ([`KeySwitching::Digits`]).
+    Digits(usize),
+    /// he-core's cost model ([`he_core::rlwe::ks_cost`]) for this plan's own demand: its
+    /// relinearisation and Galois keys, its key switches per level (rotations of the packed
+    /// layers, relinearisations), and at most `key_budget_bytes` for all keys together. A
+    /// budget no digit count meets at a scale makes the planner try smaller scales (more room
+    /// for special primes, fewer digits) and then larger degrees.
+    Auto {
+        /// Most bytes of all evaluation keys together (`None`: no limit, fastest switching).
+        key_budget_bytes: Option<u64>,
+    },
 }
 
 /// Options of the planner.
@@ -92,6 +116,9 @@ pub struct PlanOptions {
     pub relu: ReluApproximation,
     /// Per-layer overrides of [`relu`](Self::relu), by node name.
     pub relu_layers: BTreeMap<String, ReluApproximation>,
+    /// Key-switching digits and special primes of derived parameters (default
+    /// [`KeySwitchingChoice::Fewest`]).
+    pub key_switching: KeySwitchingChoice,
 }
 
 impl PlanOptions {
@@ -114,6 +141,7 @@ impl PlanOptions {
             weight_part_bytes: 256 << 20,
             relu: ReluApproximation::Declared,
             relu_layers: BTreeMap::new(),
+            key_switching: KeySwitchingChoice::Fewest,
         }
     }
 }
@@ -455,7 +483,9 @@ impl Plan {
         for log_n in log_ns {
             let params = match &opts.parameters {
                 Some(p) => p.clone(),
-                None => match choose_parameters(depth, int_bits, log_n, opts) {
+                None => match key_switching_for(opts, &steps, log_n)
+                    .and_then(|ks| choose_parameters(depth, int_bits, log_n, opts, &ks))
+                {
                     Ok(p) => p,
                     Err(e) => {
                         last_err = Some(e);
@@ -691,6 +721,7 @@ fn choose_parameters(
     int_bits: u32,
     log_n: u32,
     opts: &PlanOptions,
+    key_switching: &KeySwitching,
 ) -> Result<Arc<Parameters>> {
     use he_core::rlwe::params::max_log_qp_128;
     let bound = max_log_qp_128(1 << log_n).unwrap_or(0);
@@ -715,6 +746,7 @@ fn choose_parameters(
             int_bits,
             log_n: Some(log_n),
             dnum: None,
+            key_switching: key_switching.clone(),
         };
         match Parameters::from_intent(&intent) {
             // The rescaling primes lie below 2^sb, so the canonical scales drift upwards
@@ -747,6 +779,55 @@ fn choose_parameters(
         needed: depth,
         available: available as usize,
     })
+}
+
+/// The intent's key-switching choice at `N = 2^log_n`: for
+/// [`KeySwitchingChoice::Auto`], the plan's demand (keys, switches per level) from the
+/// packing this degree gives (`steps` with their levels assigned).
+fn key_switching_for(opts: &PlanOptions, steps: &[Step], log_n: u32) -> Result<KeySwitching> {
+    let key_budget_bytes = match opts.key_switching {
+        KeySwitchingChoice::Fewest => return Ok(KeySwitching::Fewest),
+        KeySwitchingChoice::Digits(d) => return Ok(KeySwitching::Digits(d)),
+        KeySwitchingChoice::Auto { key_budget_bytes } => key_budget_bytes,
+    };
+    let mut steps = steps.to_vec();
+    let rotations = if opts.mode == Mode::Latency {
+        layout::assign_layouts(&mut steps, 1usize << log_n.saturating_sub(1))?.len()
+    } else {
+        0
+    };
+    let top = steps.iter().map(|s| s.level).max().unwrap_or(0);
+    let mut switches = vec![0u64; top + 2];
+    let mut relin = false;
+    for s in &steps {
+        let count = match opts.mode {
+            Mode::Throughput => s.len,
+            Mode::Latency => s.layout.tiles,
+        } as u64;
+        // Key switches happen at the input's level (one above a one-level step's output).
+        let at = s
+            .inputs
+            .first()
+            .and_then(|&j| steps.get(j))
+            .map_or(s.level, |i| i.level);
+        let n = match (&s.op, &s.packed) {
+            (StepOp::Linear(_), Some(p)) => p.rotation_steps()?.len() as u64 * count,
+            (StepOp::Square, _) => count,
+            // A polynomial: its ciphertext products (each relinearised), counted by running
+            // its evaluation on a level-tracking backend.
+            (StepOp::Poly { poly, .. }, _) => poly.multiplications()? as u64 * count,
+            _ => 0,
+        };
+        relin |= matches!(s.op, StepOp::Square | StepOp::Poly { .. });
+        if let Some(x) = switches.get_mut(at) {
+            *x += n;
+        }
+    }
+    Ok(KeySwitching::Auto(KsDemand {
+        keys: rotations + usize::from(relin),
+        switches_per_level: switches,
+        budget_bytes: key_budget_bytes,
+    }))
 }
 
 /// Whole bits of an upward drift (0 for none or a downward one), `None` past 61 bits or

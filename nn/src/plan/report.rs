@@ -42,6 +42,17 @@ impl Plan {
         }
     }
 
+    /// Key-switching keys the plan holds: relinearisation, Galois keys (level-limited ones
+    /// included), and bootstrapping's conjugation and sparse-to-dense keys.
+    pub fn key_count(&self) -> usize {
+        usize::from(self.needs_relinearization())
+            + self.galois_elements.len()
+            + self
+                .bootstrap
+                .as_ref()
+                .map_or(0, |c| 1 + usize::from(c.sparse_secret.is_some()))
+    }
+
     /// Whether relinearization is needed (any ciphertext product).
     pub fn needs_relinearization(&self) -> bool {
         self.steps
@@ -274,6 +285,17 @@ impl Plan {
             None => "noise flooding of outputs: off (results must not leave the client)\n".into(),
         };
         let mb = |b: usize| b as f64 / (1u64 << 20) as f64;
+        let p = &self.params;
+        s += &format!(
+            "key switching: dnum {} (alpha {}), {} special prime(s) of {:?} bits, {:.1} MiB per key, {} keys {:.1} MiB\n",
+            p.dnum(),
+            p.key_switch_basis().alpha(),
+            p.p().len(),
+            p.literal().log_p,
+            mb(self.key_bytes()),
+            self.key_count(),
+            mb(self.memory.keys)
+        );
         s += &format!(
             "memory estimate: ciphertexts {:.0} MiB, keys {:.0} MiB, weight plaintexts {:.0} MiB, bootstrapping plaintexts {:.0} MiB, transform working set {:.0} MiB, cleartext diagonals {:.0} MiB, total {:.0} MiB; weights served part by part: {:.0} MiB of weights held, total {:.0} MiB",
             mb(self.memory.ciphertexts),
