@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D]
-//!     [--on-demand] [--store DIR [--budget-mib M]] [--part-mib P]
+//!     [--on-demand] [--store DIR [--budget-mib M] [--verify-first-map]] [--part-mib P]
 //! ```
 //!
 //! `MODEL.onnx` defaults to `nn/models/resnet20_w16_random.onnx` (made by
@@ -15,7 +15,8 @@
 //! weights do not fit this machine's memory); `--store DIR` writes the evaluation keys and the
 //! encoded weights into a new pmem-store at `DIR` and serves both from it under a DRAM budget
 //! of `M` MiB (default a quarter of what the store holds; with `--on-demand` only the keys
-//! go to the store). Weight parts hold at most `P` MiB
+//! go to the store; `--verify-first-map` checks each object's checksum the first time this
+//! process maps it instead of every time). Weight parts hold at most `P` MiB
 //! of diagonals (default 256). The peak memory of the runs (VmHWM, reset after setup) and of
 //! the whole process are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -173,6 +174,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let stored = fill_store(dir, &plan, &keys, !on_demand)?;
         // The server holds no evaluation keys of its own from here: the store serves them.
         keys.eval = Arc::new(he_core::rlwe::EvalKeySet::new());
+        // Checksums on every map (the store's default), or once per object per process.
+        let verify = if args.iter().any(|a| a == "--verify-first-map") {
+            pmem_store::Verify::FirstMap
+        } else {
+            pmem_store::Verify::EveryMap
+        };
         let budget = flag("--budget-mib").map_or(stored / 4, |m| (m as u64) << 20);
         println!(
             "store {}: {:.2} GiB of keys and weights written in {:.1} s; DRAM budget {:.2} GiB",
@@ -185,6 +192,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             dir,
             StoreConfig::new(Some(plan.params.hash()))
                 .budget(budget)
+                .verify(verify)
                 .read_only(true),
         )?);
         let k = Arc::new(PmemKeyStore::new(Arc::clone(&store), "keys/"));
