@@ -9,8 +9,9 @@
 //! `MODEL.onnx` defaults to `nn/models/resnet20_fashion.onnx`. The model is planned as its
 //! encrypted run would be: latency mode, `Bootstrapping::Auto` (which picks the secure
 //! `N = 2^16` bootstrapping parameters for a ResNet-20), ReLU replaced by degree-`D`
-//! (default 7) Chebyshev interpolants on intervals measured on `C` (default 256) calibration
-//! images, flooding off as in `examples/resnet20.rs`. The plan's steps (levels, scales,
+//! (default 127: the importer's default 7 is far too coarse for the trained ResNet-20, see
+//! `nn/models/README.md`) Chebyshev interpolants on intervals measured on `C` (default 256)
+//! calibration images, flooding off as in `examples/resnet20.rs`. The plan's steps (levels, scales,
 //! bootstraps, approximations and their bounds) are printed unless `--no-plan`.
 //!
 //! Data (written by `nn/scripts/train_resnet20.py`, git-ignored, see `nn/data/README.md`):
@@ -82,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|i| args.get(i + 1))
             .and_then(|v| v.parse::<usize>().ok())
     };
-    let degree = flag("--degree").unwrap_or(7);
+    let degree = flag("--degree").unwrap_or(127);
     let n_calib = flag("--calibration").unwrap_or(256);
     let seed = flag("--seed").unwrap_or(1) as u64;
     let every = flag("--every").unwrap_or(100).max(1);
