@@ -55,8 +55,22 @@ class Builder:
         self.inits.append(numpy_helper.from_array(arr.astype(np.float32), name))
         return name
 
+    # The weights of each layer; subclasses (nn/scripts/train_resnet20.py) give trained ones.
+    def conv_weight(self, cin: int, cout: int, k: int) -> np.ndarray:
+        return self.rng.normal(0.0, np.sqrt(2.0 / (cin * k * k)), (cout, cin, k, k))
+
+    def bn_params(self, c: int):
+        gamma = self.rng.uniform(0.5, 1.0, c)
+        beta = self.rng.normal(0.0, 0.1, c)
+        mean = self.rng.normal(0.0, 0.1, c)
+        var = self.rng.uniform(0.5, 1.5, c)
+        return gamma, beta, mean, var
+
+    def fc_params(self, cin: int, cout: int):
+        return self.rng.normal(0.0, np.sqrt(1.0 / cin), (cout, cin)), np.zeros(cout)
+
     def conv(self, x: str, cin: int, cout: int, k: int, stride: int) -> str:
-        w = self.rng.normal(0.0, np.sqrt(2.0 / (cin * k * k)), (cout, cin, k, k))
+        w = self.conv_weight(cin, cout, k)
         out = self.name("conv")
         self.nodes.append(
             helper.make_node(
@@ -72,10 +86,7 @@ class Builder:
         return out
 
     def bn(self, x: str, c: int) -> str:
-        gamma = self.rng.uniform(0.5, 1.0, c)
-        beta = self.rng.normal(0.0, 0.1, c)
-        mean = self.rng.normal(0.0, 0.1, c)
-        var = self.rng.uniform(0.5, 1.5, c)
+        gamma, beta, mean, var = self.bn_params(c)
         out = self.name("bn")
         ins = [x] + [self.init(t, a) for t, a in zip(("g", "b", "m", "v"), (gamma, beta, mean, var))]
         self.nodes.append(helper.make_node("BatchNormalization", ins, [out], name=out, epsilon=1e-5))
@@ -93,24 +104,33 @@ class Builder:
         return self.op("Relu", [self.op("Add", [h, s])])
 
 
-def build(width: int, seed: int, blocks: int = 3, size: int = 32) -> onnx.ModelProto:
-    b = Builder(np.random.default_rng(seed))
-    x = b.op("Relu", [b.bn(b.conv("input", 3, width, 3, 1), width)])
+def build(
+    width: int,
+    seed: int,
+    blocks: int = 3,
+    size: int = 32,
+    in_channels: int = 3,
+    builder: Builder | None = None,
+    name: str | None = None,
+) -> onnx.ModelProto:
+    """The ResNet graph; `builder` (default: random weights from `seed`) supplies the weights."""
+    b = builder or Builder(np.random.default_rng(seed))
+    x = b.op("Relu", [b.bn(b.conv("input", in_channels, width, 3, 1), width)])
     cin = width
     for stage, cout in enumerate((width, 2 * width, 4 * width)):
         for i in range(blocks):
             x = b.block(x, cin, cout, 2 if (stage > 0 and i == 0) else 1)
             cin = cout
     x = b.op("Flatten", [b.op("GlobalAveragePool", [x])])
-    w = b.rng.normal(0.0, np.sqrt(1.0 / cin), (10, cin))
+    w, bias = b.fc_params(cin, 10)
     out = "logits"
     b.nodes.append(
-        helper.make_node("Gemm", [x, b.init("fc_w", w), b.init("fc_b", np.zeros(10))], [out], name="fc", transB=1)
+        helper.make_node("Gemm", [x, b.init("fc_w", w), b.init("fc_b", bias)], [out], name="fc", transB=1)
     )
     graph = helper.make_graph(
         b.nodes,
-        f"resnet{6 * blocks + 2}_w{width}",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        name or f"resnet{6 * blocks + 2}_w{width}",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, in_channels, size, size])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 10])],
         b.inits,
     )
