@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D]
-//!     [--on-demand] [--store DIR [--budget-mib M] [--verify-first-map]] [--part-mib P]
+//!     [--on-demand] [--store DIR [--budget-mib M] [--verify-first-map] [--keep-page-cache]] [--part-mib P]
 //! ```
 //!
 //! `MODEL.onnx` defaults to `nn/models/resnet20_w16_random.onnx` (made by
@@ -16,7 +16,9 @@
 //! encoded weights into a new pmem-store at `DIR` and serves both from it under a DRAM budget
 //! of `M` MiB (default a quarter of what the store holds; with `--on-demand` only the keys
 //! go to the store; `--verify-first-map` checks each object's checksum the first time this
-//! process maps it instead of every time). Weight parts hold at most `P` MiB
+//! process maps it instead of every time; `--keep-page-cache` leaves evicted objects in the
+//! kernel's page cache, which the store otherwise drops so that its DRAM footprint stays near
+//! the budget). Weight parts hold at most `P` MiB
 //! of diagonals (default 256). The peak memory of the runs (VmHWM, reset after setup) and of
 //! the whole process are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -193,6 +195,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             StoreConfig::new(Some(plan.params.hash()))
                 .budget(budget)
                 .verify(verify)
+                .drop_page_cache(!args.iter().any(|a| a == "--keep-page-cache"))
                 .read_only(true),
         )?);
         let k = Arc::new(PmemKeyStore::new(Arc::clone(&store), "keys/"));
