@@ -315,7 +315,9 @@ fn time_estimate(plan: &Plan) -> Result<Vec<(String, f64)>> {
                 } else {
                     s.layout.tiles
                 };
-                n as f64 * poly.degree() as f64 * t_square * f
+                // One relinearised product each (counted by he-nn on a level tracker).
+                let products = poly.multiplications().ctx("estimate")?;
+                n as f64 * products as f64 * t_square * f
             }
             _ => 0.0,
         };
