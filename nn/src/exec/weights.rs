@@ -18,7 +18,7 @@
 use super::{Blocks, Encoded, EncodedLinear, Engine};
 use crate::error::{NnError, Result};
 use crate::plan::{Mode, Plan, Step, StepOp};
-use he_core::circuits::lintrans::{giant_steps_for, LinearTransform};
+use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::weights::WeightProvider;
 use he_core::ckks::{Encoder, Plaintext};
 use he_core::serialize::ObjectKind;
@@ -106,11 +106,7 @@ impl Plan {
         else {
             return Vec::new();
         };
-        let giants: Vec<Vec<usize>> = p
-            .blocks
-            .iter()
-            .map(|b| giant_steps_for(&b.diagonals, p.baby_steps()).unwrap_or_default())
-            .collect();
+        let giants = p.block_giant_steps();
         let Some(&last) = giants.iter().flatten().max() else {
             return Vec::new();
         };
@@ -137,11 +133,7 @@ impl Plan {
         else {
             return Vec::new();
         };
-        let giants: Vec<Vec<usize>> = p
-            .blocks
-            .iter()
-            .map(|b| giant_steps_for(&b.diagonals, p.baby_steps()).unwrap_or_default())
-            .collect();
+        let giants = p.block_giant_steps();
         parts
             .iter()
             .enumerate()

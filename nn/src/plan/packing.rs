@@ -423,6 +423,19 @@ impl PackedLinear {
         })
     }
 
+    /// Per block, its giant steps `i` (diagonals `k = i·n1 + j`), ascending: what
+    /// [`Plan::weight_parts`](crate::Plan::weight_parts) splits the layer by.
+    pub fn block_giant_steps(&self) -> Vec<Vec<usize>> {
+        self.blocks
+            .iter()
+            .map(|b| {
+                let mut g: Vec<usize> = b.diagonals.indices().map(|k| k / self.n1.max(1)).collect();
+                g.dedup();
+                g
+            })
+            .collect()
+    }
+
     /// How every block's diagonals are split into baby and giant steps.
     pub fn baby_steps(&self) -> BabySteps {
         BabySteps::Fixed(self.n1)

@@ -154,20 +154,17 @@ impl Plan {
             }
             let limbs = s.level + 2 + self.params.p().len();
             let parallel = p.output.tiles.min(threads).max(1);
-            // Per block, the giant step of each diagonal.
-            let giants: Vec<Vec<usize>> = p
-                .blocks
-                .iter()
-                .map(|b| b.diagonals.indices().map(|k| k / p.n1).collect())
-                .collect();
+            // The most diagonals one part (giant-step range) holds over all blocks.
+            let n1 = p.n1.max(1);
             let largest_part = self
                 .weight_parts(i)
                 .iter()
                 .map(|r| {
-                    giants
+                    p.blocks
                         .iter()
-                        .map(|g| g.iter().filter(|x| r.contains(x)).count())
-                        .sum::<usize>()
+                        .flat_map(|b| b.diagonals.indices())
+                        .filter(|k| r.contains(&(k / n1)))
+                        .count()
                 })
                 .max()
                 .unwrap_or(0);
