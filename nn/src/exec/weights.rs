@@ -110,9 +110,9 @@ impl Plan {
         let Some(&last) = giants.iter().flatten().max() else {
             return Vec::new();
         };
-        let limbs = level + 2 + self.params.p().len();
-        let diagonal_bytes = (limbs * self.params.degree() * 8).max(1);
-        let per_giant = diagonal_bytes
+        let per_giant = self
+            .diagonal_bytes(*level)
+            .max(1)
             .saturating_mul(p.n1)
             .saturating_mul(p.blocks.len().max(1));
         let g = (self.weight_part_bytes / per_giant).max(1);

@@ -34,12 +34,18 @@ impl Plan {
         }
         match (&s.op, &s.packed) {
             (StepOp::Linear(_), Some(p)) => {
-                let diag_limbs = s.level + 2 + self.params.p().len();
-                p.diagonal_count() * diag_limbs * n8 + p.output.tiles * (s.level + 1) * n8
+                p.diagonal_count() * self.diagonal_bytes(s.level)
+                    + p.output.tiles * (s.level + 1) * n8
             }
             (StepOp::AddConst(_), _) => s.layout.tiles * (s.level + 1) * n8,
             _ => 0,
         }
+    }
+
+    /// Bytes of one encoded diagonal of a linear layer whose output is at `level`: over
+    /// `Q_{level+1} ∪ P` (`level + 2` limbs of `Q` and all of `P`).
+    pub fn diagonal_bytes(&self, level: usize) -> usize {
+        (level + 2 + self.params.p().len()) * self.params.degree() * 8
     }
 
     /// Key-switching keys the plan holds: relinearisation, Galois keys (level-limited ones
@@ -145,14 +151,14 @@ impl Plan {
         let threads = rayon::current_num_threads().max(1);
         let dnum = self.params.dnum();
         let (mut served, mut work) = (0usize, 0usize);
+        if self.mode != Mode::Latency {
+            return (served, work);
+        }
         for (i, s) in self.steps.iter().enumerate() {
             let (StepOp::Linear(_), Some(p)) = (&s.op, &s.packed) else {
                 continue;
             };
-            if self.mode != Mode::Latency {
-                continue;
-            }
-            let limbs = s.level + 2 + self.params.p().len();
+            let diagonal = self.diagonal_bytes(s.level);
             let parallel = p.output.tiles.min(threads).max(1);
             // The most diagonals one part (giant-step range) holds over all blocks.
             let n1 = p.n1.max(1);
@@ -169,7 +175,7 @@ impl Plan {
                 .max()
                 .unwrap_or(0);
             let bias = p.output.tiles * (s.level + 1) * n8;
-            served = served.max(parallel * largest_part * limbs * n8 + bias);
+            served = served.max(parallel * largest_part * diagonal + bias);
             // Per output tile: each input's nonzero baby steps (two polynomials each) and
             // its decomposition (dnum extended digits), all in Q_l ∪ P.
             let mut per_tile = vec![0usize; p.output.tiles];
@@ -179,7 +185,7 @@ impl Plan {
                 js.dedup();
                 let nonzero = js.iter().filter(|j| **j != 0).count();
                 if let Some(t) = per_tile.get_mut(b.out_tile) {
-                    *t += (2 * nonzero + if nonzero > 0 { dnum } else { 0 }) * limbs * n8;
+                    *t += (2 * nonzero + if nonzero > 0 { dnum } else { 0 }) * diagonal;
                 }
             }
             per_tile.sort_unstable_by(|a, b| b.cmp(a));
