@@ -10,7 +10,8 @@ use he_core::circuits::polynomial::{CleartextBackend, PolynomialEvaluator};
 use he_core::ckks::Complex64;
 use std::cell::RefCell;
 
-/// A small deterministic Gaussian generator (SplitMix64 + Box–Muller), for noise simulation.
+/// A small deterministic Gaussian generator (SplitMix64, then Box–Muller or the ziggurat), for
+/// noise simulation.
 #[derive(Debug, Clone)]
 pub struct Gaussian {
     state: u64,
@@ -40,6 +41,100 @@ impl Gaussian {
         let u1 = self.uniform().max(1e-300);
         let u2 = self.uniform();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+
+    /// A standard normal by the ziggurat method (Marsaglia and Tsang, 2000; 128 layers): one
+    /// `u64`, one multiplication and one comparison for about 98.8 % of the values, the
+    /// exact density for the rest (a wedge test, or the tail beyond `r` by Marsaglia's
+    /// exponential method). The simulator's noise is drawn this way: several times cheaper
+    /// than [`normal`](Self::normal)'s Box–Muller.
+    pub fn ziggurat(&mut self) -> f64 {
+        let z = Ziggurat::get();
+        loop {
+            let bits = self.next_u64();
+            // Layer from the low 7 bits, a uniform in (-1, 1) from the top 53.
+            let i = (bits & 127) as usize;
+            let u = ((bits >> 11) as f64 + 0.5) * (2.0 / (1u64 << 53) as f64) - 1.0;
+            let x = u * z.x[i];
+            if x.abs() < z.x[i + 1] {
+                return x;
+            }
+            if i == 0 {
+                // The tail beyond r.
+                loop {
+                    let a = -self.uniform_open().ln() / ZIGGURAT_R;
+                    let b = -self.uniform_open().ln();
+                    if 2.0 * b > a * a {
+                        return (ZIGGURAT_R + a).copysign(u);
+                    }
+                }
+            }
+            let y = z.f[i] + self.uniform() * (z.f[i + 1] - z.f[i]);
+            if y < (-0.5 * x * x).exp() {
+                return x;
+            }
+        }
+    }
+
+    /// Uniform in `(0, 1]`.
+    fn uniform_open(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Adds `std` times an independent standard normal ([`ziggurat`](Self::ziggurat)) to each
+    /// value.
+    ///
+    /// ```
+    /// use he_nn::sim::Gaussian;
+    /// let mut v = vec![0.0; 100_000];
+    /// Gaussian::new(7).add_normal(&mut v, 2.0);
+    /// let mean = v.iter().sum::<f64>() / v.len() as f64;
+    /// let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / v.len() as f64;
+    /// assert!(mean.abs() < 0.03 && (var.sqrt() - 2.0).abs() < 0.02);
+    /// ```
+    pub fn add_normal(&mut self, v: &mut [f64], std: f64) {
+        for x in v.iter_mut() {
+            *x += std * self.ziggurat();
+        }
+    }
+}
+
+/// The ziggurat's base-layer boundary `r` for 128 layers (Marsaglia and Tsang, 2000).
+const ZIGGURAT_R: f64 = 3.442_619_855_899;
+/// The area of each layer: `r·f(r)` plus the tail beyond `r`, for `f(x) = exp(-x²/2)`.
+const ZIGGURAT_V: f64 = 9.912_563_035_262_17e-3;
+
+/// The ziggurat's layer table: layer `i` is the box `[0, x[i]] × [f[i], f[i+1]]`, with
+/// `x[0] = v/f(r)` (the base layer with the tail folded in), `x[1] = r`,
+/// `f(x[i+1]) = v/x[i] + f(x[i])` and `x[128] = 0`.
+struct Ziggurat {
+    x: [f64; 129],
+    f: [f64; 129],
+}
+
+impl Ziggurat {
+    fn get() -> &'static Self {
+        static TABLE: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| {
+            let pdf = |x: f64| (-0.5 * x * x).exp();
+            let mut x = [0.0; 129];
+            let mut f = [0.0; 129];
+            x[0] = ZIGGURAT_V / pdf(ZIGGURAT_R);
+            f[0] = 0.0;
+            x[1] = ZIGGURAT_R;
+            f[1] = pdf(ZIGGURAT_R);
+            for i in 1..128 {
+                let fy = (ZIGGURAT_V / x[i] + f[i]).min(1.0);
+                f[i + 1] = fy;
+                x[i + 1] = if i + 1 == 128 {
+                    0.0
+                } else {
+                    (-2.0 * fy.ln()).sqrt()
+                };
+            }
+            f[128] = 1.0;
+            Ziggurat { x, f }
+        })
     }
 }
 
@@ -82,8 +177,7 @@ struct Noise<'a> {
 impl Noise<'_> {
     fn add(&self, v: &mut [f64], std: f64) {
         if self.model.is_some() {
-            let mut r = self.rng.borrow_mut();
-            v.iter_mut().for_each(|x| *x += std * r.normal());
+            self.rng.borrow_mut().add_normal(v, std);
         }
     }
     fn rescale(&self, v: &mut [f64]) {
@@ -95,9 +189,9 @@ impl Noise<'_> {
 
 /// Cyclic left rotation of a slot vector by `k`.
 pub fn rotate_slots(v: &[f64], k: i64) -> Vec<f64> {
-    let n = v.len();
-    let k = k.rem_euclid(n as i64) as usize;
-    (0..n).map(|t| v[(t + k) % n]).collect()
+    let n = v.len().max(1) as i64;
+    let (head, tail) = v.split_at(k.rem_euclid(n) as usize);
+    tail.iter().chain(head).copied().collect()
 }
 
 /// A callback adding simulated rescaling noise to a slot vector.
@@ -251,5 +345,59 @@ impl Plan {
             }
             _ => out,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The standard normal CDF, by the Abramowitz–Stegun 7.1.26 erf (|error| < 1.5e-7).
+    fn phi(x: f64) -> f64 {
+        let z = x.abs() / std::f64::consts::SQRT_2;
+        let t = 1.0 / (1.0 + 0.327_591_1 * z);
+        let poly = t
+            * (0.254_829_592
+                + t * (-0.284_496_736
+                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let erf = 1.0 - poly * (-z * z).exp();
+        0.5 * (1.0 + erf.copysign(x))
+    }
+
+    #[test]
+    fn ziggurat_layers_close_at_the_peak() {
+        let z = Ziggurat::get();
+        // The last computed layer's top is within rounding of the density's peak.
+        // The top layer's area v ends at the density's peak, f(0) = 1: r and v agree.
+        let top = ZIGGURAT_V / z.x[127] + z.f[127];
+        assert!((top - 1.0).abs() < 1e-9, "top layer ends at {top}");
+        assert!(z.x.windows(2).skip(1).all(|w| w[0] > w[1]));
+    }
+
+    /// The ziggurat's empirical CDF against Φ at 41 points and the tail beyond r, on 4·10^6
+    /// values: Kolmogorov distance below the 1 % critical value 8.2e-4, and the tail
+    /// mass within 10 % of 2·(1 − Φ(r)).
+    #[test]
+    fn ziggurat_matches_the_normal_distribution() {
+        let n = 4_000_000;
+        let mut g = Gaussian::new(11);
+        let mut v: Vec<f64> = (0..n).map(|_| g.ziggurat()).collect();
+        v.sort_by(f64::total_cmp);
+        let mut worst: f64 = 0.0;
+        for k in -20..=20 {
+            let x = f64::from(k) * 0.2;
+            let below = v.partition_point(|y| *y < x) as f64 / n as f64;
+            worst = worst.max((below - phi(x)).abs());
+        }
+        assert!(worst < 8.2e-4, "Kolmogorov distance {worst}");
+        let tail = v.iter().filter(|y| y.abs() > ZIGGURAT_R).count() as f64 / n as f64;
+        let want = 2.0 * (1.0 - phi(ZIGGURAT_R));
+        assert!((tail / want - 1.0).abs() < 0.1, "tail {tail} vs {want}");
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|y| y * y).sum::<f64>() / n as f64 - mean * mean;
+        assert!(
+            mean.abs() < 2e-3 && (var - 1.0).abs() < 3e-3,
+            "mean {mean} var {var}"
+        );
     }
 }

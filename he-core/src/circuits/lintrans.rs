@@ -174,8 +174,10 @@ impl Diagonals {
         }
         let mut y = vec![Complex64::new(0.0, 0.0); n];
         for (k, d) in &self.diags {
-            for t in 0..n {
-                y[t] += d[t] * z[(t + k) % n];
+            // y[t] += d[t]·z[(t + k) mod n], as two straight runs (no modulo per slot).
+            let (head, tail) = z.split_at(k % n);
+            for ((yt, dt), zt) in y.iter_mut().zip(d).zip(tail.iter().chain(head)) {
+                *yt += dt * zt;
             }
         }
         Ok(y)
