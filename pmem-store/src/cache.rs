@@ -135,7 +135,13 @@ pub(crate) struct CacheState {
     loading: u64,
     /// The access schedule given to `prefetch`, and how far the caller has got through it.
     pub schedule: Vec<String>,
+    /// Which schedule entries a `get` has reached (parallel fetches reach them in any order).
+    pub done: Vec<bool>,
+    /// The first entry neither done nor left behind.
     pub cursor: usize,
+    /// The furthest done entry (entries more than [`SCHEDULE_SLACK`] before it are left
+    /// behind, so that an announced key that is never fetched does not stall the schedule).
+    furthest: usize,
     /// First position (relative to `cursor`) of each upcoming key.
     window: HashMap<String, usize>,
     /// Bumped whenever the schedule or cursor changes.
@@ -176,6 +182,11 @@ pub(crate) enum Reservation {
 /// Lookahead limit of the schedule window, in entries.
 const WINDOW_MAX: usize = 4096;
 
+/// How far behind the furthest fetched schedule entry a pending one may fall before the
+/// schedule moves past it: gets within one step (a linear transform's keys, fetched in
+/// parallel) may come in any order.
+pub(crate) const SCHEDULE_SLACK: usize = 64;
+
 pub(crate) struct Cache {
     pub shared: Arc<CacheShared>,
     pub budget: u64,
@@ -214,11 +225,19 @@ impl Cache {
     /// Replaces the access schedule.
     pub fn set_schedule(&self, keys: Vec<String>) {
         let mut g = self.lock();
+        g.done = vec![false; keys.len()];
         g.schedule = keys;
         g.cursor = 0;
+        g.furthest = 0;
         recompute_window(&mut g);
         drop(g);
         self.shared.cv.notify_all();
+    }
+
+    /// Whether every key is pending in the schedule's window (announced and not fetched yet).
+    pub fn all_pending<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        let g = self.lock();
+        keys.iter().all(|k| g.window.contains_key(k.as_ref()))
     }
 
     /// Drops a cached entry (after its key was replaced or deleted).
@@ -240,9 +259,20 @@ impl Cache {
         let key = info.key.as_str();
         let mut g = self.lock();
         if mode == Mode::Foreground {
-            // The caller has reached this key in the schedule: advance past it.
+            // The caller has reached this key's first pending entry: mark it done and move
+            // the schedule past done entries and those left more than the slack behind.
             if let Some(&p) = g.window.get(key) {
-                g.cursor += p + 1;
+                let at = g.cursor + p;
+                if let Some(d) = g.done.get_mut(at) {
+                    *d = true;
+                }
+                g.furthest = g.furthest.max(at);
+                while g.cursor < g.schedule.len()
+                    && (g.done.get(g.cursor).copied().unwrap_or(true)
+                        || g.cursor + SCHEDULE_SLACK < g.furthest)
+                {
+                    g.cursor += 1;
+                }
                 recompute_window(&mut g);
                 self.shared.cv.notify_all();
             }
@@ -377,8 +407,14 @@ fn recompute_window(g: &mut CacheState) {
     g.window.clear();
     let start = g.cursor.min(g.schedule.len());
     let end = (start + WINDOW_MAX).min(g.schedule.len());
-    for (i, k) in g.schedule[start..end].iter().enumerate() {
-        g.window.entry(k.clone()).or_insert(i);
+    for (i, (k, done)) in g.schedule[start..end]
+        .iter()
+        .zip(&g.done[start..end])
+        .enumerate()
+    {
+        if !done {
+            g.window.entry(k.clone()).or_insert(i);
+        }
     }
 }
 

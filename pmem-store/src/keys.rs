@@ -135,12 +135,26 @@ impl EvalKeyProvider for PmemKeyStore {
         v
     }
 
+    /// Announces the keys ([`Store::announce`]): a schedule that already holds them all
+    /// pending (a bootstrap's whole sequence, announced first) stays in place.
     fn prefetch(&self, galois_elements: &[u64]) {
         let names: Vec<String> = galois_elements
             .iter()
             .map(|&g| self.galois_name(g))
             .collect();
-        self.store.prefetch(&names);
+        self.store.announce(&names);
+    }
+
+    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
+        let names: Vec<String> = kinds
+            .iter()
+            .map(|k| match k {
+                KeyKind::Relinearization => self.relin_name(),
+                KeyKind::Galois(g) => self.galois_name(*g),
+                KeyKind::SparseToDense => self.sparse_to_dense_name(),
+            })
+            .collect();
+        self.store.announce(&names);
     }
 }
 

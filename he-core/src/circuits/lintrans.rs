@@ -517,6 +517,28 @@ impl LinearTransform {
         r
     }
 
+    /// The rotation steps in the order an evaluation fetches their keys: the nonzero baby
+    /// steps (ascending), then the nonzero giant-step rotations (ascending). A step that is
+    /// both is listed twice, as it is fetched twice. What a caller announces to a key store
+    /// ([`EvalKeyProvider::prefetch`](crate::rlwe::EvalKeyProvider::prefetch)) ahead of the
+    /// evaluation.
+    pub fn key_order(&self) -> Vec<i64> {
+        let mut giants: Vec<i64> = self
+            .groups
+            .iter()
+            .map(|(i, _)| ((i * self.n1) % self.slots) as i64)
+            .filter(|s| *s != 0)
+            .collect();
+        giants.sort_unstable();
+        giants.dedup();
+        self.baby_steps()
+            .into_iter()
+            .filter(|j| *j != 0)
+            .map(|j| j as i64)
+            .chain(giants)
+            .collect()
+    }
+
     /// Bytes of the encoded plaintexts.
     pub fn bytes(&self) -> usize {
         self.groups

@@ -413,6 +413,18 @@ pub trait EvalKeyProvider: Send + Sync {
     fn galois_elements(&self) -> Vec<u64>;
     /// Hint: these Galois keys will be needed soon, in this order (a store may read ahead).
     fn prefetch(&self, _galois_elements: &[u64]) {}
+    /// Hint: keys of any kind will be needed soon, in this order (a bootstrap announces its
+    /// whole sequence). The default passes the Galois keys to [`prefetch`](Self::prefetch).
+    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
+        let galois: Vec<u64> = kinds
+            .iter()
+            .filter_map(|k| match k {
+                KeyKind::Galois(g) => Some(*g),
+                _ => None,
+            })
+            .collect();
+        self.prefetch(&galois);
+    }
     /// Any key by kind. The default serves relinearization and Galois keys through the methods
     /// above and reports other kinds as missing; providers that hold more kinds override it.
     fn switching_key(&self, kind: KeyKind) -> Result<Arc<KeySwitchKey>> {

@@ -322,13 +322,29 @@ impl Store {
         self.inner.verify()
     }
 
-    /// Announces the upcoming access order (object keys; repeats allowed). The prefetch thread
-    /// maps and reads ahead the next objects that fit in the budget, evicting objects the
-    /// schedule no longer needs first; each `get` of a scheduled key advances the schedule.
+    /// Announces the upcoming access order (object keys; repeats allowed), replacing the
+    /// previous schedule. The prefetch thread maps and reads ahead the next objects that fit
+    /// in the budget, evicting objects the schedule no longer needs first. Each `get` of a
+    /// scheduled key marks its first pending entry done; the schedule moves past done entries
+    /// and past pending ones left more than 64 entries behind the furthest done one, so the
+    /// gets of one step may come in any order (parallel fetches) and a key announced but never
+    /// fetched does not hold the schedule back.
     pub fn prefetch<S: AsRef<str>>(&self, schedule: &[S]) {
         self.inner
             .cache
             .set_schedule(schedule.iter().map(|s| s.as_ref().to_string()).collect());
+    }
+
+    /// [`Store::prefetch`], unless every key is already pending in the schedule: a caller that
+    /// knows a longer order (a bootstrap's keys, a network's steps) announces it first, and
+    /// the inner steps' own announcements, which it covers, leave it in place. Returns whether
+    /// the schedule was replaced.
+    pub fn announce<S: AsRef<str>>(&self, keys: &[S]) -> bool {
+        if !keys.is_empty() && self.inner.cache.all_pending(keys) {
+            return false;
+        }
+        self.prefetch(keys);
+        true
     }
 
     /// Sizes and counters.

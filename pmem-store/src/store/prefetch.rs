@@ -18,8 +18,10 @@ pub(super) fn prefetch_loop(inner: &Inner) {
             let end = (start + 256).min(g.schedule.len());
             let upcoming: Vec<(usize, String, bool)> = g.schedule[start..end]
                 .iter()
+                .zip(&g.done[start..end])
                 .enumerate()
-                .map(|(i, k)| (i, k.clone(), Cache::is_present(&g, k)))
+                .filter(|(_, (_, done))| !**done)
+                .map(|(i, (k, _))| (i, k.clone(), Cache::is_present(&g, k)))
                 .collect();
             (g.schedule_version, upcoming)
         };

@@ -34,8 +34,8 @@ use crate::ckks::{Ciphertext, Complex64, Evaluator};
 use crate::ring::{Coeff, Eval, Poly};
 use crate::rlwe::keyswitch::key_switch;
 use crate::rlwe::{
-    galois_element_conjugate, EvalKeyProvider, EvalKeySet, KeyGenerator, KeyKind, Parameters,
-    SecretKey,
+    galois_element_conjugate, galois_element_for_rotation, EvalKeyProvider, EvalKeySet,
+    KeyGenerator, KeyKind, Parameters, SecretKey,
 };
 use crate::{Error, Result};
 use std::sync::Arc;
@@ -365,11 +365,47 @@ impl Bootstrapper {
     ///
     /// Errors: a ciphertext of other parameters, with 3 components, whose scale leaves no room
     /// for the message ratio, or keys missing from the provider.
+    ///
+    /// The whole sequence of keys ([`key_schedule`](Self::key_schedule)) is announced to the
+    /// key provider first, so that a store reads the next transform's keys while the current
+    /// one runs; the relinearization key is held through EvalMod, so that a store under a
+    /// budget does not evict it between EvalMod's products.
     pub fn bootstrap(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        let keys = self.eval.keys()?;
+        keys.prefetch_kinds(&self.key_schedule());
         let (raised, ratio) = self.mod_raise_ciphertext(ct)?;
         let slots = self.coeff_to_slot(&raised)?;
+        let relin = keys.relinearization_key()?;
         let u = self.eval_mod_split(&slots, ratio)?;
+        drop(relin);
         self.slot_to_coeff(&u)
+    }
+
+    /// The evaluation keys one [`bootstrap`](Self::bootstrap) fetches, in order: the
+    /// sparse-to-dense switch (with encapsulation), SubSum's rotations (sparse packing), each
+    /// CoeffToSlot factor's ([`LinearTransform::key_order`]), the relinearization key and the
+    /// conjugation of EvalMod, then each SlotToCoeff factor's. A key store reads ahead in
+    /// this order.
+    pub fn key_schedule(&self) -> Vec<KeyKind> {
+        let params = self.eval.params();
+        let n = params.degree();
+        let rotation = |s: i64| KeyKind::Galois(galois_element_for_rotation(n, s));
+        let mut out = Vec::new();
+        if self.encapsulation.is_some() {
+            out.push(KeyKind::SparseToDense);
+        }
+        if self.sparse() {
+            out.extend(
+                Self::sub_sum_steps(params, &self.config)
+                    .into_iter()
+                    .map(rotation),
+            );
+        }
+        out.extend(self.cts.iter().flat_map(|lt| lt.key_order()).map(rotation));
+        out.push(KeyKind::Relinearization);
+        out.push(KeyKind::Galois(galois_element_conjugate(n)));
+        out.extend(self.stc.iter().flat_map(|lt| lt.key_order()).map(rotation));
+        out
     }
 
     /// Steps 1–3: ScaleUp at level 0, encapsulation, ModRaise (and back to the dense secret).

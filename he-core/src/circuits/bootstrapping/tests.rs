@@ -163,3 +163,77 @@ fn bootstrap_sparse_slots_n12() {
         assert!(s.mean_error_bits > 22.0 && s.min_bits > 18.0, "{s:?}");
     }
 }
+
+/// A provider that records every key fetch and prefetch announcement.
+struct Recording {
+    inner: EvalKeySet,
+    fetched: std::sync::Mutex<Vec<KeyKind>>,
+    announced: std::sync::Mutex<Vec<Vec<KeyKind>>>,
+}
+
+impl EvalKeyProvider for Recording {
+    fn relinearization_key(&self) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
+        self.switching_key(KeyKind::Relinearization)
+    }
+    fn galois_key(&self, g: u64) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
+        self.switching_key(KeyKind::Galois(g))
+    }
+    fn galois_elements(&self) -> Vec<u64> {
+        self.inner.galois_elements()
+    }
+    fn switching_key(&self, kind: KeyKind) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
+        self.fetched.lock().unwrap().push(kind);
+        self.inner.switching_key(kind)
+    }
+    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
+        self.announced.lock().unwrap().push(kinds.to_vec());
+    }
+}
+
+/// `key_schedule` is what a bootstrap fetches, in an order a store can follow: every fetch
+/// (the relinearization key's repeats in EvalMod aside) matches an unmatched schedule entry of
+/// the same key at most 64 entries (the store's slack) behind the furthest matched one, and
+/// every entry is matched; the bootstrap announces the schedule before its first fetch.
+#[test]
+fn key_schedule_is_the_fetch_order() {
+    for log_slots in [6u32, 11] {
+        let mut config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
+        config.log_slots = log_slots;
+        let params = config.parameters().unwrap();
+        let sk = SecretKey::generate(&params).unwrap();
+        let keys = BootstrapKeys::generate(&sk, &config).unwrap();
+        let rec = Arc::new(Recording {
+            inner: keys.eval_keys,
+            fetched: Default::default(),
+            announced: Default::default(),
+        });
+        let bs = Bootstrapper::new(&params, &config, rec.clone(), keys.encapsulation).unwrap();
+        let schedule = bs.key_schedule();
+        let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
+        let ecd = Encoder::new(&params).unwrap();
+        let ct = enc
+            .encrypt(&ecd.encode(&[0.5], 0, params.default_scale()).unwrap())
+            .unwrap();
+        bs.bootstrap(&ct).unwrap();
+        assert_eq!(rec.announced.lock().unwrap().first(), Some(&schedule));
+        let fetched = rec.fetched.lock().unwrap().clone();
+        let mut matched = vec![false; schedule.len()];
+        let (mut furthest, mut relin_seen) = (0usize, false);
+        for kind in fetched {
+            if kind == KeyKind::Relinearization {
+                if relin_seen {
+                    continue;
+                }
+                relin_seen = true;
+            }
+            let at = (0..schedule.len())
+                .find(|&i| !matched[i] && schedule[i] == kind)
+                .unwrap_or_else(|| panic!("{kind:?} fetched but not (or no more) in the schedule"));
+            assert!(at + 64 >= furthest, "{kind:?} at {at}, furthest {furthest}");
+            matched[at] = true;
+            furthest = furthest.max(at);
+        }
+        assert!(matched.iter().all(|m| *m), "schedule entries never fetched");
+        assert!(schedule.len() > 10, "{} keys", schedule.len());
+    }
+}

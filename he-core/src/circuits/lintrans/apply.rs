@@ -334,27 +334,36 @@ impl Evaluator {
             .iter()
             .map(|i| galois_element_for_rotation(n, ((i * sh.n1) % sh.slots) as i64))
             .collect();
-        let mut wanted: Vec<u64> = part
-            .iter()
-            .flat_map(|(_, lt)| lt.baby_steps())
-            .map(|j| galois_element_for_rotation(n, j as i64))
-            .chain(giant_elts.iter().copied())
-            .filter(|g| *g != 1)
+        // The baby steps each input still needs (those of earlier parts are kept).
+        let baby: Vec<Vec<usize>> = (0..input_count)
+            .map(|b| {
+                let mut js: Vec<usize> = part
+                    .iter()
+                    .filter(|(t, _)| *t == b)
+                    .flat_map(|(_, lt)| lt.baby_steps())
+                    .collect();
+                js.sort_unstable();
+                js.dedup();
+                js
+            })
             .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        // Announce the keys in the order they are fetched: the new baby steps, input by
+        // input, then the giant steps (a store covering them already keeps its schedule).
+        let wanted: Vec<u64> = inputs
+            .iter()
+            .zip(&baby)
+            .flat_map(|(input, js)| {
+                js.iter()
+                    .filter(|j| **j != 0 && !input.rotated.contains_key(j))
+                    .map(|j| galois_element_for_rotation(n, *j as i64))
+            })
+            .chain(giant_elts.iter().copied().filter(|g| *g != 1))
+            .collect();
         keys.prefetch(&wanted);
 
         // 1. Hoisted baby steps of every input this part reads (computed once, kept).
-        for (b, input) in inputs.iter_mut().enumerate() {
-            let mut js: Vec<usize> = part
-                .iter()
-                .filter(|(t, _)| *t == b)
-                .flat_map(|(_, lt)| lt.baby_steps())
-                .collect();
-            js.sort_unstable();
-            js.dedup();
-            self.ensure_baby_steps(input, &js)?;
+        for (input, js) in inputs.iter_mut().zip(&baby) {
+            self.ensure_baby_steps(input, js)?;
         }
         let inputs: &[BabySteps<'_>] = inputs;
 
