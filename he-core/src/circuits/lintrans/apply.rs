@@ -57,6 +57,44 @@ struct Accumulator {
     plain: Option<Ciphertext>,
 }
 
+impl Accumulator {
+    /// Adds a rotated giant step (in `Q_l ∪ P`, times `P`).
+    fn add_rotated(&mut self, eval: &Evaluator, [u0, u1]: [PolyQP; 2]) -> Result<()> {
+        let params = eval.params();
+        let (rq, rp) = (params.ring_q(), params.ring_p());
+        match self.rotated.as_mut() {
+            None => self.rotated = Some([u0, u1]),
+            Some([s0, s1]) => {
+                rq.add_assign(&mut s0.q, &u0.q)?;
+                rp.add_assign(&mut s0.p, &u0.p)?;
+                rq.add_assign(&mut s1.q, &u1.q)?;
+                rp.add_assign(&mut s1.p, &u1.p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the unrotated giant step (over `Q_l`).
+    fn add_plain(&mut self, eval: &Evaluator, p: Ciphertext) -> Result<()> {
+        match self.plain.as_mut() {
+            None => self.plain = Some(p),
+            Some(q) => eval.add_assign(q, &p)?,
+        }
+        Ok(())
+    }
+
+    /// The sum of two running sums.
+    fn merge(mut self, eval: &Evaluator, other: Accumulator) -> Result<Self> {
+        if let Some(r) = other.rotated {
+            self.add_rotated(eval, r)?;
+        }
+        if let Some(p) = other.plain {
+            self.add_plain(eval, p)?;
+        }
+        Ok(self)
+    }
+}
+
 impl Evaluator {
     /// `x ↦ P·x` on `Q_l` (the `Q` part of a polynomial lifted to `Q_l ∪ P` times `P`; its `P`
     /// part is zero).
@@ -367,98 +405,91 @@ impl Evaluator {
         }
         let inputs: &[BabySteps<'_>] = inputs;
 
-        // 2. Inner sums per giant step over every term, in Q_l ∪ P, as one lazily reduced
-        //    inner product (each operand read once); one ModDown each.
-        let partials = giants
-            .par_iter()
-            .map(|&gi| -> Result<Ciphertext> {
-                let mut pts: Vec<&PolyQP> = Vec::new();
-                let mut parts = Vec::new();
-                // Identity baby steps contribute pt ⊙ c over Q only; multiplied by P after.
-                let mut id: Option<(Poly<Eval>, Poly<Eval>)> = None;
-                for &(b, lt) in part {
-                    let input = inputs.get(b).ok_or_else(|| missing_input(b))?;
-                    let ct = input.ct;
-                    let Some((_, group)) = lt.groups.iter().find(|(i, _)| *i == gi) else {
-                        continue;
-                    };
-                    for (j, pt) in group {
-                        if *j == 0 {
-                            match id.as_mut() {
-                                None => {
-                                    id = Some((rq.mul(&ct.c[0], &pt.q)?, rq.mul(&ct.c[1], &pt.q)?))
-                                }
-                                Some((i0, i1)) => {
-                                    rq.mul_add_assign(i0, &ct.c[0], &pt.q)?;
-                                    rq.mul_add_assign(i1, &ct.c[1], &pt.q)?;
-                                }
-                            }
-                            continue;
-                        }
-                        let x = input.rotated.get(j).ok_or_else(|| {
-                            Error::InvalidParameters("internal: missing baby step".into())
-                        })?;
-                        pts.push(pt);
-                        parts.push([
-                            (x.c0.q.view(), x.c0.p.view()),
-                            (x.c1.q.view(), x.c1.p.view()),
-                        ]);
-                    }
-                }
-                let [mut a0, mut a1] = if pts.is_empty() {
-                    let zero = PolyQP {
-                        q: rq.zero::<Eval>(sh.level + 1)?,
-                        p: rp.zero::<Eval>(rp.max_limbs())?,
-                    };
-                    [zero.clone(), zero]
-                } else {
-                    ks.inner_product_refs(&pts, &parts, None)?
+        // 2. Per giant step: the inner sum over every term, in Q_l ∪ P, as one lazily reduced
+        //    inner product (each operand read once) and one ModDown; 3. its rotation, the
+        //    key-switching output added to the running sum in Q_l ∪ P. Giant steps run in
+        //    parallel, each thread folding into its own sum, so that only a few partial sums
+        //    are alive at once, not one per giant step (modular sums are exact: the order
+        //    does not change the result).
+        let partial_sum = |gi: usize| -> Result<Ciphertext> {
+            let mut pts: Vec<&PolyQP> = Vec::new();
+            let mut parts = Vec::new();
+            // Identity baby steps contribute pt ⊙ c over Q only; multiplied by P after.
+            let mut id: Option<(Poly<Eval>, Poly<Eval>)> = None;
+            for &(b, lt) in part {
+                let input = inputs.get(b).ok_or_else(|| missing_input(b))?;
+                let ct = input.ct;
+                let Some((_, group)) = lt.groups.iter().find(|(i, _)| *i == gi) else {
+                    continue;
                 };
-                if let Some((i0, i1)) = id {
-                    rq.add_assign(&mut a0.q, &self.times_p(&i0)?)?;
-                    rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;
+                for (j, pt) in group {
+                    if *j == 0 {
+                        match id.as_mut() {
+                            None => id = Some((rq.mul(&ct.c[0], &pt.q)?, rq.mul(&ct.c[1], &pt.q)?)),
+                            Some((i0, i1)) => {
+                                rq.mul_add_assign(i0, &ct.c[0], &pt.q)?;
+                                rq.mul_add_assign(i1, &ct.c[1], &pt.q)?;
+                            }
+                        }
+                        continue;
+                    }
+                    let x = input.rotated.get(j).ok_or_else(|| {
+                        Error::InvalidParameters("internal: missing baby step".into())
+                    })?;
+                    pts.push(pt);
+                    parts.push([
+                        (x.c0.q.view(), x.c0.p.view()),
+                        (x.c1.q.view(), x.c1.p.view()),
+                    ]);
                 }
-                let (c0, c1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
-                Ok(self.new_ct(vec![c0?, c1?], scale, key_id))
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        // 3. Giant-step rotations, their key-switching outputs summed in Q_l ∪ P.
-        let rotated_giants = partials
+            }
+            let [mut a0, mut a1] = if pts.is_empty() {
+                let zero = PolyQP {
+                    q: rq.zero::<Eval>(sh.level + 1)?,
+                    p: rp.zero::<Eval>(rp.max_limbs())?,
+                };
+                [zero.clone(), zero]
+            } else {
+                ks.inner_product_refs(&pts, &parts, None)?
+            };
+            if let Some((i0, i1)) = id {
+                rq.add_assign(&mut a0.q, &self.times_p(&i0)?)?;
+                rq.add_assign(&mut a1.q, &self.times_p(&i1)?)?;
+            }
+            let (c0, c1) = rayon::join(|| ks.mod_down(a0), || ks.mod_down(a1));
+            Ok(self.new_ct(vec![c0?, c1?], scale, key_id))
+        };
+        let rotate = |p: &Ciphertext, g: u64| -> Result<[PolyQP; 2]> {
+            let key = keys.galois_key(g)?;
+            self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
+            let perm = rq.automorphism_eval_permutation(g)?;
+            let dec = decompose(params, &p.c[1])?;
+            let out = key_switch_decomposed_qp(params, &dec, &key, Some(&perm));
+            dec.recycle(params);
+            let [mut u0, u1] = out?;
+            rq.add_assign(&mut u0.q, &self.times_p(&rq.permute(&p.c[0], &perm)?)?)?;
+            Ok([u0, u1])
+        };
+        let sum = giants
             .par_iter()
             .zip(giant_elts.par_iter())
-            .map(|(p, &g)| -> Result<Option<[PolyQP; 2]>> {
-                if g == 1 {
-                    return Ok(None);
-                }
-                let key = keys.galois_key(g)?;
-                self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
-                let perm = rq.automorphism_eval_permutation(g)?;
-                let dec = decompose(params, &p.c[1])?;
-                let out = key_switch_decomposed_qp(params, &dec, &key, Some(&perm));
-                dec.recycle(params);
-                let [mut u0, u1] = out?;
-                rq.add_assign(&mut u0.q, &self.times_p(&rq.permute(&p.c[0], &perm)?)?)?;
-                Ok(Some([u0, u1]))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (r, p) in rotated_giants.into_iter().zip(partials) {
-            match r {
-                Some([u0, u1]) => match acc.rotated.as_mut() {
-                    None => acc.rotated = Some([u0, u1]),
-                    Some([s0, s1]) => {
-                        rq.add_assign(&mut s0.q, &u0.q)?;
-                        rp.add_assign(&mut s0.p, &u0.p)?;
-                        rq.add_assign(&mut s1.q, &u1.q)?;
-                        rp.add_assign(&mut s1.p, &u1.p)?;
+            .try_fold(
+                Accumulator::default,
+                |mut acc, (&gi, &g)| -> Result<Accumulator> {
+                    let p = partial_sum(gi)?;
+                    if g == 1 {
+                        acc.add_plain(self, p)?;
+                    } else {
+                        let r = rotate(&p, g)?;
+                        drop(p);
+                        acc.add_rotated(self, r)?;
                     }
+                    Ok(acc)
                 },
-                None => match acc.plain.as_mut() {
-                    None => acc.plain = Some(p),
-                    Some(q) => self.add_assign(q, &p)?,
-                },
-            }
-        }
+            )
+            .try_reduce(Accumulator::default, |a, b| a.merge(self, b))?;
+        let merged = std::mem::take(acc).merge(self, sum)?;
+        *acc = merged;
         Ok(())
     }
 
