@@ -28,7 +28,7 @@ use he_core::rlwe::{EvalKeyProvider, KeyKind};
 use he_nn::data::{argmax, read_samples_json, Samples};
 use he_nn::exec::EncodedWeight;
 use he_nn::onnx::{load_onnx, ImportOptions};
-use he_nn::{Engine, Mode, Plan, PlanOptions};
+use he_nn::{Engine, Mode, Plan, PlanOptions, WeightsFrom};
 use pmem_store::{PmemKeyStore, PmemWeightStore, Store, StoreConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -172,6 +172,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from);
     let t = Instant::now();
     let on_demand = args.iter().any(|a| a == "--on-demand");
+    let mut store_budget = 0u64;
     let engine = if let Some(dir) = &store_dir {
         let stored = fill_store(dir, &plan, &keys, !on_demand)?;
         // The server holds no evaluation keys of its own from here: the store serves them.
@@ -183,6 +184,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pmem_store::Verify::EveryMap
         };
         let budget = flag("--budget-mib").map_or(stored / 4, |m| (m as u64) << 20);
+        store_budget = budget;
         println!(
             "store {}: {:.2} GiB of keys and weights written in {:.1} s; DRAM budget {:.2} GiB",
             dir.display(),
@@ -260,6 +262,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         agree.1 += usize::from(argmax(&got) == argmax(&sim[i]));
     }
     let n = run.min(samples.len());
+    let estimate = match (&store_dir, on_demand) {
+        (Some(_), on_demand) => plan.memory.total_with_store(
+            usize::try_from(store_budget).unwrap_or(usize::MAX),
+            if on_demand {
+                WeightsFrom::OnDemand
+            } else {
+                WeightsFrom::Store
+            },
+        ),
+        (None, true) => plan.memory.total_served(),
+        (None, false) => plan.memory.total(),
+    } as f64
+        / (1u64 << 20) as f64;
+    println!(
+        "memory estimate of this configuration {estimate:.0} MiB; VmHWM of the runs / estimate = {:.2}",
+        vm_hwm_mib() / estimate
+    );
     println!(
         "{n} samples: {:.1} s per image; class = onnxruntime {}/{n}, = simulator {}/{n}; peak \
          memory of the runs (VmHWM after setup) {:.0} MiB, of setup {setup_hwm:.0} MiB",

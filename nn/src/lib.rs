@@ -50,5 +50,5 @@ pub mod sim;
 pub use error::{NnError, Result};
 pub use exec::{EncryptedTensor, Engine, Keys, TensorLayout};
 pub use network::{Activation, Conv2dSpec, Linear, Network, Op};
-pub use plan::{KeySwitchingChoice, Mode, Plan, PlanOptions};
+pub use plan::{KeySwitchingChoice, MemoryEstimate, Mode, Plan, PlanOptions, WeightsFrom};
 pub use poly::{FittedPoly, PolyFunction};

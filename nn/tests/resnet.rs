@@ -100,8 +100,7 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
             assert_eq!(argmax(&got), argmax(&ort[i]));
         }
     }
-    // The planner's memory estimate against the process's peak resident set (printed; the
-    // 10 % goal is not met yet, see BENCHMARKS.md).
+    // The planner's memory estimate against the process's peak resident set: within 10 %.
     if let Some(hwm) = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -116,6 +115,11 @@ fn resnet8_runs_encrypted_with_bootstraps_and_agrees() {
             "memory: estimate {est:.0} MiB, VmHWM {:.0} MiB (estimate / measured {:.2})",
             hwm / 1024.0,
             est * 1024.0 / hwm
+        );
+        let ratio = est * 1024.0 / hwm;
+        assert!(
+            (0.9..=1.1).contains(&ratio),
+            "memory estimate {est:.0} MiB is {ratio:.2} of VmHWM"
         );
     }
 }

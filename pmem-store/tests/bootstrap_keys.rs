@@ -62,7 +62,11 @@ fn bootstrap_with_keys_from_a_store_under_a_small_budget() {
     let a = dram.bootstrap(&ct).unwrap();
     let b = pmem.bootstrap(&ct).unwrap();
     assert_eq!(a, b, "store-served keys must give the identical ciphertext");
-    assert!(store.stats().resident_bytes <= store.budget());
+    let st = store.stats();
+    println!("bootstrap from the store: {st:?}");
+    assert!(st.resident_bytes <= store.budget());
+    // The bootstrap announced its whole key sequence: the prefetch thread mapped keys ahead.
+    assert!(st.prefetched > 0 && st.hits > 0, "{st:?}");
     let got = ecd
         .decode(&Decryptor::new(&sk).decrypt(&b).unwrap())
         .unwrap();

@@ -231,6 +231,12 @@ pub enum BabySteps {
 impl BabySteps {
     /// The `n1` for these diagonal indices on `slots` slots; a fixed `n1` must be a power of two
     /// `≤ slots`.
+    /// The baby-step size `n1` this choice gives for diagonals `indices` of an `slots`-slot
+    /// transform (what encoding uses).
+    pub fn n1_for(self, indices: &[usize], slots: usize) -> Result<usize> {
+        self.resolve(indices, slots)
+    }
+
     fn resolve(self, indices: &[usize], slots: usize) -> Result<usize> {
         match self {
             BabySteps::Auto => Ok(best_n1(indices, slots)),

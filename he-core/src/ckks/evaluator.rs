@@ -76,6 +76,12 @@ impl Evaluator {
         &self.encoder
     }
 
+    /// The key provider, if the evaluator has one (to announce upcoming keys to a store, or
+    /// to hold one across a step: [`EvalKeyProvider::prefetch_kinds`]).
+    pub fn key_provider(&self) -> Option<&Arc<dyn EvalKeyProvider>> {
+        self.keys.as_ref()
+    }
+
     pub(crate) fn keys(&self) -> Result<&Arc<dyn EvalKeyProvider>> {
         self.keys.as_ref().ok_or_else(|| {
             Error::MissingKey("this evaluator was created without evaluation keys".into())

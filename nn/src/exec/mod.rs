@@ -7,7 +7,7 @@ use he_core::circuits::bootstrapping::{BootstrapKeys, Bootstrapper, Encapsulatio
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
-use he_core::rlwe::{EvalKeyProvider, EvalKeySet, PublicKey, SecretKey};
+use he_core::rlwe::{EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, PublicKey, SecretKey};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -310,6 +310,41 @@ fn int_const(c: f64, scale: f64) -> Result<i64> {
 }
 
 impl Engine {
+    /// Key look-ahead for a store serving the keys, before step `i` runs: an activation
+    /// (products only) holds the relinearization key through the step, so that a store under
+    /// a budget does not evict it between the products; when a bootstrap follows a step that
+    /// rotates nothing, the bootstrap's key sequence is announced now, so that the store reads
+    /// its first transforms' keys during this step (the bootstrap's own announcement then
+    /// finds them pending and keeps the schedule). Returns the held key.
+    fn hold_keys_for(&self, i: usize) -> Result<Option<Arc<KeySwitchKey>>> {
+        let (Some(keys), Some(st)) = (self.eval.key_provider(), self.plan.steps.get(i)) else {
+            return Ok(None);
+        };
+        let products = matches!(st.op, StepOp::Poly { .. } | StepOp::Square)
+            && self.plan.needs_relinearization();
+        let bootstrap_next = matches!(
+            self.plan.steps.get(i + 1).map(|s| &s.op),
+            Some(StepOp::Bootstrap { .. })
+        );
+        if let (Some(boot), true, false) = (
+            &self.bootstrapper,
+            bootstrap_next,
+            matches!(st.op, StepOp::Linear(_) | StepOp::Bootstrap { .. }),
+        ) {
+            let mut order = Vec::new();
+            if products {
+                order.push(KeyKind::Relinearization);
+            }
+            order.extend(boot.key_schedule());
+            keys.prefetch_kinds(&order);
+        }
+        Ok(if products {
+            Some(keys.relinearization_key()?)
+        } else {
+            None
+        })
+    }
+
     /// Builds the engine: in latency mode, encodes every linear layer's blocks as he-core
     /// [`LinearTransform`]s at the layer's input level and scale, and the biases and added
     /// constants at their levels and scales, so that a run encodes nothing. A plan with
@@ -475,6 +510,7 @@ impl Engine {
             // two weighted steps' announced to the provider.
             let fetched = self.step_weights(i)?;
             self.prefetch_after(i, 2);
+            let _relin = self.hold_keys_for(i)?;
             let weights: Option<&Encoded> = match (&self.weights, &fetched) {
                 (WeightSource::Resident(e), _) => e.get(i).and_then(Option::as_ref),
                 (_, Some(f)) => Some(f.as_ref()),

@@ -240,7 +240,7 @@ impl MemoryEstimate {
 
     /// Sum for an engine whose weights a provider serves part by part (`served_plaintexts`
     /// instead of all of them); keys are counted held (a store serving them too needs at
-    /// most its DRAM budget instead).
+    /// most its DRAM budget instead: [`total_with_store`](Self::total_with_store)).
     pub fn total_served(&self) -> usize {
         self.ciphertexts
             + self.keys
@@ -249,6 +249,45 @@ impl MemoryEstimate {
             + self.transform_work
             + self.cleartext_weights
     }
+
+    /// Sum for an engine whose evaluation keys a store serves under a DRAM budget of
+    /// `budget` bytes (its mappings never exceed it), with the weights either encoded part
+    /// by part on demand (`served_plaintexts` held) or served by the same store (inside the
+    /// budget).
+    ///
+    /// ```
+    /// use he_nn::{MemoryEstimate, WeightsFrom};
+    /// let m = MemoryEstimate { keys: 8 << 30, plaintexts: 1 << 30, served_plaintexts: 1 << 28,
+    ///     ciphertexts: 1 << 27, ..MemoryEstimate::default() };
+    /// assert_eq!(m.total_with_store(2 << 30, WeightsFrom::Store), (2 << 30) + (1 << 27));
+    /// assert_eq!(m.total_with_store(2 << 30, WeightsFrom::OnDemand),
+    ///     (2 << 30) + (1 << 28) + (1 << 27));
+    /// // A budget above what the store holds counts what it holds.
+    /// assert_eq!(m.total_with_store(64 << 30, WeightsFrom::Store), m.total());
+    /// ```
+    pub fn total_with_store(&self, budget: usize, weights: WeightsFrom) -> usize {
+        let (stored, held) = match weights {
+            WeightsFrom::OnDemand => (self.keys, self.served_plaintexts),
+            WeightsFrom::Store => (self.keys + self.plaintexts, 0),
+        };
+        self.ciphertexts
+            + stored.min(budget)
+            + held
+            + self.bootstrap_plaintexts
+            + self.transform_work
+            + self.cleartext_weights
+    }
+}
+
+/// Where an engine whose keys a store serves gets its weight plaintexts
+/// ([`MemoryEstimate::total_with_store`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsFrom {
+    /// Encoded from the plan's diagonals part by part when their layer runs
+    /// ([`EncodeOnDemand`](crate::exec::EncodeOnDemand)).
+    OnDemand,
+    /// Read from the same store as the keys, within its budget.
+    Store,
 }
 
 /// A compiled plan: the lowered network with levels, scales, packing and key requirements.
@@ -700,7 +739,10 @@ impl Plan {
             flooding: None,
             weight_part_bytes: opts.weight_part_bytes,
         };
-        plan.memory = plan.estimate_memory(footprint.map_or(0, |f| f.plaintext_bytes));
+        plan.memory = plan.estimate_memory(
+            footprint.as_ref().map_or(0, |f| f.plaintext_bytes),
+            footprint.as_ref().map_or(0, |f| f.work_bytes),
+        );
         Ok(plan)
     }
 }

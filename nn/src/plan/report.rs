@@ -75,8 +75,10 @@ impl Plan {
             .count()
     }
 
-    /// `dft_bytes`: bootstrapping's DFT plaintexts (0 without a bootstrapping configuration).
-    pub(super) fn estimate_memory(&self, dft_bytes: usize) -> MemoryEstimate {
+    /// `dft_bytes`, `dft_work`: bootstrapping's DFT plaintexts and working set
+    /// ([`BootstrapFootprint`](he_core::circuits::bootstrapping::BootstrapFootprint); 0 without
+    /// a bootstrapping configuration).
+    pub(super) fn estimate_memory(&self, dft_bytes: usize, dft_work: usize) -> MemoryEstimate {
         let last_use: Vec<usize> = {
             let mut lu: Vec<usize> = (0..self.steps.len()).collect();
             for (i, s) in self.steps.iter().enumerate() {
@@ -115,12 +117,12 @@ impl Plan {
             + limited * self.level_limited_key_bytes();
         let plaintexts = self.steps.iter().map(|s| self.plaintext_bytes(s)).sum();
         // Bootstrapping: its DFT factors, and its working set on top of the live values
-        // (the raised ciphertext and CoeffToSlot's outputs at the top of the chain; about
-        // four ciphertexts there).
+        // (the raised ciphertext, a DFT factor's input and output at the top of the chain,
+        // and the largest factor's hoisted rotations and giant steps in flight).
         let (bootstrap_plaintexts, boot_work) = if self.bootstrap_count() > 0 {
             (
                 dft_bytes,
-                4 * self.ciphertext_bytes(self.params.max_level()),
+                3 * self.ciphertext_bytes(self.params.max_level()) + dft_work,
             )
         } else {
             (0, 0)

@@ -101,6 +101,11 @@ pub struct BootstrapFootprint {
     pub rotations: Vec<i64>,
     /// Bytes of the DFT plaintexts, as [`Bootstrapper::plaintext_bytes_for`].
     pub plaintext_bytes: usize,
+    /// Working memory of the largest DFT factor on top of the ciphertext it transforms: its
+    /// hoisted baby-step rotations and decomposition in `Q_l ∪ P`, and per rayon thread one
+    /// giant step in flight (its partial sum, decomposition, key-switching output) and one
+    /// running sum. For planners' memory estimates.
+    pub work_bytes: usize,
 }
 
 /// A bootstrapper: the pre-encoded DFT factors, EvalMod, and an evaluator over the keys.
@@ -203,7 +208,45 @@ impl Bootstrapper {
         Ok(BootstrapFootprint {
             rotations: Self::rotations_of(params, config, &diagonals)?,
             plaintext_bytes: Self::plaintext_bytes_of(params, config, &diagonals),
+            work_bytes: Self::work_bytes_of(params, config, &diagonals)?,
         })
+    }
+
+    fn work_bytes_of(
+        params: &Parameters,
+        config: &BootstrapConfig,
+        [cts, stc]: &[Vec<Diagonals>; 2],
+    ) -> Result<usize> {
+        let (top, k, n8, dnum) = (
+            params.max_level(),
+            params.p().len(),
+            params.degree() * 8,
+            params.dnum(),
+        );
+        let threads = rayon::current_num_threads().max(1);
+        let stc_top = config.levels_after() + stc.len();
+        let at = |level: usize, d: &Diagonals| -> Result<usize> {
+            let idx: Vec<usize> = d.indices().collect();
+            let n1 = BabySteps::Auto.n1_for(&idx, d.slots())?;
+            let mut baby: Vec<usize> = idx.iter().map(|i| i % n1).filter(|j| *j != 0).collect();
+            baby.sort_unstable();
+            baby.dedup();
+            let mut giants: Vec<usize> = idx.iter().map(|i| i / n1).collect();
+            giants.sort_unstable();
+            giants.dedup();
+            let (qp, q) = ((level + 1 + k) * n8, (level + 1) * n8);
+            let hoisted = (2 * baby.len() + if baby.is_empty() { 0 } else { dnum }) * qp;
+            let in_flight = threads.min(giants.len()) * (2 * q + (dnum + 4) * qp);
+            Ok(hoisted + in_flight)
+        };
+        let mut most = 0;
+        for (f, d) in cts.iter().enumerate() {
+            most = most.max(at(top - f, d)?);
+        }
+        for (f, d) in stc.iter().enumerate() {
+            most = most.max(at(stc_top - f, d)?);
+        }
+        Ok(most)
     }
 
     fn rotations_of(
