@@ -34,6 +34,7 @@ pub mod fsio;
 mod keys;
 pub mod object;
 pub mod recovery;
+mod spill;
 mod store;
 pub mod sys;
 mod weights;
@@ -43,6 +44,7 @@ pub use error::{Result, StoreError};
 pub use format::PAYLOAD_ALIGN;
 pub use keys::{decode_key, PmemKeyStore};
 pub use object::{ObjectInfo, ObjectMeta, ObjectType};
+pub use spill::PmemSpill;
 pub use store::{
     DamagedTail, RecoveryReport, Store, StoreConfig, StoreStats, Verify, VerifyReport, INDEX_FILE,
     LOCK_FILE,

@@ -6,4 +6,5 @@
 pub mod bootstrapping;
 pub mod lintrans;
 pub mod polynomial;
+pub mod spill;
 pub mod weights;

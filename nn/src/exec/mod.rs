@@ -12,8 +12,10 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 mod batch;
+mod spill;
 mod weights;
 
+pub use spill::SpillStats;
 use weights::WeightSource;
 pub use weights::{EncodeOnDemand, EncodedWeight};
 
@@ -296,6 +298,8 @@ pub struct Engine {
     weights: WeightSource,
     /// The bootstrapper of a plan with bootstrap steps.
     bootstrapper: Option<Bootstrapper>,
+    /// Where values held between steps go when they exceed a budget.
+    spill: Option<spill::Spill>,
 }
 
 fn int_const(c: f64, scale: f64) -> Result<i64> {
@@ -418,6 +422,7 @@ impl Engine {
             eval,
             weights,
             bootstrapper,
+            spill: None,
         })
     }
 
@@ -485,11 +490,13 @@ impl Engine {
                 last_use[j] = last_use[j].max(i);
             }
         }
-        let mut vals: Vec<Option<Arc<Vec<Ciphertext>>>> = vec![None; steps.len()];
+        let mut vals: spill::Values = vec![None; steps.len()];
         let in_layout = input.layout;
         vals[0] = Some(Arc::new(input.cts));
+        let mut parked = spill::SpillRun::new(self.spill.as_ref(), &plan.params, steps.len());
         for i in 1..steps.len() {
             let st = &steps[i];
+            parked.restore(&st.inputs, &mut vals)?;
             let get = |k: usize| -> Result<Arc<Vec<Ciphertext>>> {
                 vals[st.inputs[k]].clone().ok_or_else(|| {
                     NnError::Invalid(format!("internal: value of step {} freed", st.inputs[k]))
@@ -626,6 +633,7 @@ impl Engine {
                     vals[j] = None;
                 }
             }
+            parked.fit(i, steps, &mut vals)?;
         }
         let last = steps.len() - 1;
         let cts = vals[last]
