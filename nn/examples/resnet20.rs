@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p he-nn --example resnet20 -- [MODEL.onnx] [--run K] [--degree D]
-//!     [--on-demand] [--store DIR [--budget-mib M] [--verify-first-map] [--keep-page-cache]] [--part-mib P]
+//!     [--on-demand] [--store DIR [--budget-mib M] [--verify-first-map] [--keep-page-cache]
+//!     [--spill-mib S]] [--part-mib P]
 //! ```
 //!
 //! `MODEL.onnx` defaults to `nn/models/resnet20_w16_random.onnx` (made by
@@ -18,7 +19,8 @@
 //! go to the store; `--verify-first-map` checks each object's checksum the first time this
 //! process maps it instead of every time; `--keep-page-cache` leaves evicted objects in the
 //! kernel's page cache, which the store otherwise drops so that its DRAM footprint stays near
-//! the budget). Weight parts hold at most `P` MiB
+//! the budget; `--spill-mib S` parks the activations held between steps beyond `S` MiB in a
+//! second store, `DIR.activations`). Weight parts hold at most `P` MiB
 //! of diagonals (default 256). The peak memory of the runs (VmHWM, reset after setup) and of
 //! the whole process are printed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -29,7 +31,7 @@ use he_nn::data::{argmax, read_samples_json, Samples};
 use he_nn::exec::EncodedWeight;
 use he_nn::onnx::{load_onnx, ImportOptions};
 use he_nn::{Engine, Mode, Plan, PlanOptions, WeightsFrom};
-use pmem_store::{PmemKeyStore, PmemWeightStore, Store, StoreConfig};
+use pmem_store::{PmemKeyStore, PmemSpill, PmemWeightStore, Store, StoreConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -210,7 +212,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "w/",
             )?)
         };
-        Engine::with_weights(&plan, k, keys.encapsulation.clone(), w)?
+        let engine = Engine::with_weights(&plan, k, keys.encapsulation.clone(), w)?;
+        match flag("--spill-mib") {
+            Some(m) => {
+                // Activations beyond M MiB go to a second store next to it (this one is
+                // opened read-only).
+                let act_dir = dir.with_extension("activations");
+                let _ = std::fs::remove_dir_all(&act_dir);
+                let act = Arc::new(Store::create(
+                    &act_dir,
+                    StoreConfig::new(Some(plan.params.hash())),
+                )?);
+                println!("activations beyond {m} MiB spill to {}", act_dir.display());
+                engine.with_activation_spill(Arc::new(PmemSpill::new(act, "act/")), m << 20)
+            }
+            None => engine,
+        }
     } else if on_demand {
         let w = Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?);
         Engine::with_weights(&plan, keys.eval.clone(), keys.encapsulation.clone(), w)?
@@ -287,9 +304,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         agree.1,
         vm_hwm_mib()
     );
+    if let Some(stats) = engine.spill_stats() {
+        println!(
+            "activation spill: {} values ({:.1} MiB) parked and {} read back",
+            stats.spills,
+            stats.bytes as f64 / (1u64 << 20) as f64,
+            stats.restores
+        );
+    }
     if let Some(dir) = &store_dir {
         drop(engine);
         let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(dir.with_extension("activations"));
     }
     Ok(())
 }
