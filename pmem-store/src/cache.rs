@@ -137,6 +137,8 @@ pub(crate) struct CacheState {
     pub schedule: Vec<String>,
     /// Which schedule entries a `get` has reached (parallel fetches reach them in any order).
     pub done: Vec<bool>,
+    /// The stream each schedule entry was announced in ([`ScheduleStream`]).
+    stream: Vec<ScheduleStream>,
     /// The first entry neither done nor left behind.
     pub cursor: usize,
     /// The furthest done entry (entries more than [`SCHEDULE_SLACK`] before it are left
@@ -159,6 +161,23 @@ pub(crate) struct CacheShared {
     /// Bytes of all live mappings (cached or held by callers).
     pub live: AtomicU64,
     pub shutdown: AtomicBool,
+}
+
+/// Which caller's look-ahead a schedule entry belongs to. Announcing in one stream replaces
+/// that stream's pending entries and keeps the others' (a network's evaluation keys and its
+/// weights are announced by different providers, each knowing only its own order); the
+/// schedule interleaves the streams entry by entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ScheduleStream(pub u8);
+
+impl ScheduleStream {
+    /// The stream of [`Store::prefetch`](crate::Store::prefetch) and
+    /// [`Store::announce`](crate::Store::announce).
+    pub const DEFAULT: Self = Self(0);
+    /// Evaluation keys ([`PmemKeyStore`](crate::PmemKeyStore)).
+    pub const KEYS: Self = Self(1);
+    /// Encoded weights ([`PmemWeightStore`](crate::PmemWeightStore)).
+    pub const WEIGHTS: Self = Self(2);
 }
 
 /// How a mapping is requested.
@@ -222,11 +241,51 @@ impl Cache {
         self.shared.live.load(Ordering::SeqCst) + g.loading
     }
 
-    /// Replaces the access schedule.
+    /// Replaces the access schedule (all streams).
     pub fn set_schedule(&self, keys: Vec<String>) {
         let mut g = self.lock();
         g.done = vec![false; keys.len()];
+        g.stream = vec![ScheduleStream::DEFAULT; keys.len()];
         g.schedule = keys;
+        g.cursor = 0;
+        g.furthest = 0;
+        recompute_window(&mut g);
+        drop(g);
+        self.shared.cv.notify_all();
+    }
+
+    /// Replaces the pending entries of `stream` by `keys` and keeps the other streams'
+    /// pending entries, interleaving the two orders one entry at a time.
+    pub fn set_stream_schedule(&self, stream: ScheduleStream, keys: Vec<String>) {
+        let mut g = self.lock();
+        let start = g.cursor.min(g.schedule.len());
+        let others: Vec<(String, ScheduleStream)> = (start..g.schedule.len())
+            .filter(|&i| {
+                !g.done.get(i).copied().unwrap_or(true)
+                    && g.stream.get(i).is_some_and(|s| *s != stream)
+            })
+            .filter_map(|i| Some((g.schedule.get(i)?.clone(), *g.stream.get(i)?)))
+            .collect();
+        let total = others.len() + keys.len();
+        let (mut schedule, mut streams) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        let (mut a, mut b) = (others.into_iter(), keys.into_iter());
+        loop {
+            let (x, y) = (a.next(), b.next());
+            if x.is_none() && y.is_none() {
+                break;
+            }
+            if let Some((k, s)) = x {
+                schedule.push(k);
+                streams.push(s);
+            }
+            if let Some(k) = y {
+                schedule.push(k);
+                streams.push(stream);
+            }
+        }
+        g.done = vec![false; schedule.len()];
+        g.schedule = schedule;
+        g.stream = streams;
         g.cursor = 0;
         g.furthest = 0;
         recompute_window(&mut g);

@@ -1,5 +1,6 @@
 //! [`PmemKeyStore`]: evaluation keys served to an evaluator straight from the store.
 
+use crate::cache::ScheduleStream;
 use crate::error::StoreError;
 use crate::object::ObjectType;
 use crate::store::Store;
@@ -135,14 +136,15 @@ impl EvalKeyProvider for PmemKeyStore {
         v
     }
 
-    /// Announces the keys ([`Store::announce`]): a schedule that already holds them all
-    /// pending (a bootstrap's whole sequence, announced first) stays in place.
+    /// Announces the keys in the keys' stream ([`Store::announce_in`]): a schedule that
+    /// already holds them all pending (a bootstrap's whole sequence, announced first) stays in
+    /// place, and other providers' look-ahead (a network's weights) is kept.
     fn prefetch(&self, galois_elements: &[u64]) {
         let names: Vec<String> = galois_elements
             .iter()
             .map(|&g| self.galois_name(g))
             .collect();
-        self.store.announce(&names);
+        self.store.announce_in(ScheduleStream::KEYS, &names);
     }
 
     fn prefetch_kinds(&self, kinds: &[KeyKind]) {
@@ -154,7 +156,7 @@ impl EvalKeyProvider for PmemKeyStore {
                 KeyKind::SparseToDense => self.sparse_to_dense_name(),
             })
             .collect();
-        self.store.announce(&names);
+        self.store.announce_in(ScheduleStream::KEYS, &names);
     }
 }
 

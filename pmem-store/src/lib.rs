@@ -39,7 +39,7 @@ mod store;
 pub mod sys;
 mod weights;
 
-pub use cache::{MappedObject, ObjectHandle};
+pub use cache::{MappedObject, ObjectHandle, ScheduleStream};
 pub use error::{Result, StoreError};
 pub use format::PAYLOAD_ALIGN;
 pub use keys::{decode_key, PmemKeyStore};

@@ -10,6 +10,7 @@
 //! against the parameters, and returns an owned object: the decoded copy lives in the
 //! caller's memory, outside the budget, for as long as the caller holds it.
 
+use crate::cache::ScheduleStream;
 use crate::error::{Result, StoreError};
 use crate::object::{ObjectInfo, ObjectMeta, ObjectType};
 use crate::store::Store;
@@ -276,6 +277,6 @@ impl WeightProvider for PmemWeightStore {
 
     fn prefetch(&self, names: &[&str]) {
         let keys: Vec<String> = names.iter().map(|n| self.object_key(n)).collect();
-        self.store.prefetch(&keys);
+        self.store.announce_in(ScheduleStream::WEIGHTS, &keys);
     }
 }

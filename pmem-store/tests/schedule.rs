@@ -1,11 +1,12 @@
 //! The prefetch schedule: gets of one step in any order keep the look-ahead, a key announced
 //! but never fetched is left behind after the slack, and `announce` keeps a schedule that
-//! already covers its keys (a bootstrap's whole sequence, then each transform's own).
+//! already covers its keys (a bootstrap's whole sequence, then each transform's own); streams
+//! (keys, weights) keep each other's look-ahead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;
 use common::*;
-use pmem_store::{ObjectMeta, ObjectType, Store, StoreConfig};
+use pmem_store::{ObjectMeta, ObjectType, ScheduleStream, Store, StoreConfig};
 use std::time::{Duration, Instant};
 
 const P: u64 = 0x5C4E_D01E;
@@ -93,4 +94,54 @@ fn announce_keeps_a_covering_schedule() {
     );
     assert!(!s.announce(&["o3"]));
     assert!(s.announce(&["o4"]), "o4 is not in the replaced schedule");
+}
+
+/// Two providers on one store, each announcing in its own stream: the weights' announcement
+/// keeps the keys' pending entries (and a new announcement in a stream replaces only that
+/// stream's), the prefetcher reads both, and every get hits. A plain `announce` replaces all.
+#[test]
+fn streams_keep_each_others_look_ahead() {
+    let k: Vec<String> = (0..4).map(|i| format!("key{i}")).collect();
+    let w: Vec<String> = (0..4).map(|i| format!("wt{i}")).collect();
+    let all: Vec<String> = k
+        .iter()
+        .chain(&w)
+        .chain(["wt9".to_string()].iter())
+        .cloned()
+        .collect();
+    let s = filled("schedule-streams", &all, 8 * LEN as u64);
+    s.clear_cache();
+    assert!(s.announce_in(ScheduleStream::KEYS, &k));
+    assert!(s.announce_in(ScheduleStream::WEIGHTS, &w));
+    assert!(
+        !s.announce_in(ScheduleStream::KEYS, &["key0", "key3"]),
+        "keys kept"
+    );
+    wait_for(&s, 8);
+    // Interleaved gets of both streams, as a linear layer makes them.
+    for (a, b) in k.iter().zip(&w) {
+        s.get(a).unwrap();
+        s.get(b).unwrap();
+    }
+    let st = s.stats();
+    assert_eq!((st.hits, st.misses), (8, 0), "{st:?}");
+    assert!(st.resident_bytes <= s.budget());
+
+    // A stream's announcement replaces that stream's pending entries only.
+    assert!(s.announce_in(ScheduleStream::KEYS, &["key1", "key2"]));
+    assert!(s.announce_in(ScheduleStream::WEIGHTS, &["wt9"]));
+    assert!(
+        !s.announce_in(ScheduleStream::KEYS, &["key2"]),
+        "keys still pending"
+    );
+    assert!(
+        s.announce_in(ScheduleStream::WEIGHTS, &["wt1"]),
+        "wt1 was done: the weights stream is replaced"
+    );
+    // The stream-less `announce` replaces everything.
+    assert!(s.announce(&["wt2"]));
+    assert!(
+        s.announce_in(ScheduleStream::KEYS, &["key2"]),
+        "replaced by announce"
+    );
 }

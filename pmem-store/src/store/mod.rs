@@ -1,6 +1,6 @@
 //! The store: a directory of segment files and one append-only, checksummed index.
 
-use crate::cache::{Cache, Mode, ObjectHandle, Segment};
+use crate::cache::{Cache, Mode, ObjectHandle, ScheduleStream, Segment};
 use crate::error::{io_err, Result, StoreError};
 use crate::format::IndexHeader;
 use crate::fsio::{Io, Site};
@@ -344,6 +344,42 @@ impl Store {
             return false;
         }
         self.prefetch(keys);
+        true
+    }
+
+    /// [`Store::announce`] within one [`ScheduleStream`]: unless every key is already pending,
+    /// the stream's pending entries are replaced by `keys` and the other streams' pending
+    /// entries stay, interleaved with them one entry at a time. Two providers sharing a store
+    /// (a network's keys and its weights) thus each keep their look-ahead when the other
+    /// announces. Returns whether the schedule changed.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pmem_store::{ObjectMeta, ObjectType, ScheduleStream, Store, StoreConfig};
+    /// let dir = std::env::temp_dir().join(format!("pmem-doc-streams-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let store = Store::create(&dir, StoreConfig::new(None).budget(1 << 20))?;
+    /// for k in ["key/a", "key/b", "weight/x"] {
+    ///     store.put(k, &ObjectMeta::new(ObjectType::Bytes, 0), &[7u8; 4096])?;
+    /// }
+    /// store.announce_in(ScheduleStream::KEYS, &["key/a", "key/b"]);
+    /// // The weights' announcement keeps the keys' look-ahead.
+    /// assert!(store.announce_in(ScheduleStream::WEIGHTS, &["weight/x"]));
+    /// assert!(!store.announce_in(ScheduleStream::KEYS, &["key/b"]));
+    /// assert_eq!(store.get("key/a")?.bytes()[0], 7);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn announce_in<S: AsRef<str>>(&self, stream: ScheduleStream, keys: &[S]) -> bool {
+        if !keys.is_empty() && self.inner.cache.all_pending(keys) {
+            return false;
+        }
+        self.inner.cache.set_stream_schedule(
+            stream,
+            keys.iter().map(|s| s.as_ref().to_string()).collect(),
+        );
         true
     }
 
