@@ -175,6 +175,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let on_demand = args.iter().any(|a| a == "--on-demand");
     let mut store_budget = 0u64;
+    let mut served: Option<Arc<Store>> = None;
     let engine = if let Some(dir) = &store_dir {
         let stored = fill_store(dir, &plan, &keys, !on_demand)?;
         // The server holds no evaluation keys of its own from here: the store serves them.
@@ -202,6 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .drop_page_cache(!args.iter().any(|a| a == "--keep-page-cache"))
                 .read_only(true),
         )?);
+        served = Some(Arc::clone(&store));
         let k = Arc::new(PmemKeyStore::new(Arc::clone(&store), "keys/"));
         let w: Arc<dyn he_core::circuits::weights::WeightProvider> = if on_demand {
             Arc::new(he_nn::exec::EncodeOnDemand::new(&plan)?)
@@ -248,9 +250,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut agree = (0, 0);
     for (i, x) in samples.iter().take(run).enumerate() {
         let ct = plan.encrypt(&encoder, &encryptor, std::slice::from_ref(x))?;
+        let before = served.as_ref().map(|s| s.stats());
         let t = Instant::now();
         let (out, times) = engine.run_profiled(ct)?;
         let secs = t.elapsed().as_secs_f64();
+        if let (Some(s), Some(b)) = (&served, &before) {
+            let a = s.stats();
+            println!(
+                "  store: {} gets hit, {} missed, {} objects prefetched, {} evicted",
+                a.hits - b.hits,
+                a.misses - b.misses,
+                a.prefetched - b.prefetched,
+                a.evictions - b.evictions
+            );
+        }
         let boot: f64 = plan
             .steps
             .iter()

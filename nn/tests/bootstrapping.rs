@@ -6,11 +6,13 @@
 
 use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset};
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
+use he_core::rlwe::{EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey};
 use he_nn::network::{Activation, Network};
 use he_nn::plan::{Bootstrapping, StepOp};
 use he_nn::poly::PolyFunction;
 use he_nn::sim::Gaussian;
 use he_nn::{Engine, Mode, Plan, PlanOptions};
+use std::sync::{Arc, Mutex};
 
 /// `in(32) -> d1 -> relu(d1) -> d2 -> (+ d1) -> x² -> d3(8)`: a residual block whose skip
 /// connection meets the branch at a different level, an activation whose `1/B` cannot be
@@ -217,4 +219,92 @@ fn bootstrapped_network_agrees_with_the_simulator() {
         .fold(0.0, f64::max);
     println!("simulated noise: max 2^{:.1}", sim_err.log2());
     assert!(sim_err > 0.0 && sim_err < 2f64.powi(-8));
+}
+
+/// Records what the engine fetches and the orders announced by kind (the engine's per-step
+/// look-ahead and the bootstraps' schedules; the linear transforms' own last-moment
+/// announcements, through `prefetch`, are left out).
+struct Recording {
+    inner: Arc<EvalKeySet>,
+    events: Mutex<Vec<Event>>,
+}
+
+enum Event {
+    Fetch(KeyKind),
+    Announce(Vec<KeyKind>),
+}
+
+impl EvalKeyProvider for Recording {
+    fn relinearization_key(&self) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.switching_key(KeyKind::Relinearization)
+    }
+    fn galois_key(&self, g: u64) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.switching_key(KeyKind::Galois(g))
+    }
+    fn galois_elements(&self) -> Vec<u64> {
+        self.inner.galois_elements()
+    }
+    fn switching_key(&self, kind: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.events.lock().unwrap().push(Event::Fetch(kind));
+        self.inner.switching_key(kind)
+    }
+    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Event::Announce(kinds.to_vec()));
+    }
+}
+
+/// The engine announces every key ahead of the step that fetches it: replaying the run
+/// against a store's schedule semantics (an announcement replaces the schedule unless all its
+/// keys are pending; a fetch marks the key's first pending entry done), every fetch but the
+/// relinearization key's repeats finds its key pending — the first linear layer's and the
+/// layers' after each bootstrap included, which the bootstraps' own schedules do not cover.
+#[test]
+fn every_key_is_announced_before_its_step() {
+    let mut g = Gaussian::new(12);
+    let (net, _) = residual_net(&mut g);
+    let plan = Plan::new(&net, &options(inputs(&mut g, 16))).unwrap();
+    let keys = plan.generate_keys().unwrap();
+    let rec = Arc::new(Recording {
+        inner: keys.eval.clone(),
+        events: Mutex::new(Vec::new()),
+    });
+    let engine =
+        Engine::with_encapsulation(&plan, rec.clone(), keys.encapsulation.clone()).unwrap();
+    assert!(!engine.key_look_ahead(1).is_empty());
+    let encoder = Encoder::new(&plan.params).unwrap();
+    let encryptor = Encryptor::new(&plan.params, keys.public.clone()).unwrap();
+    let x = inputs(&mut g, 1);
+    engine
+        .run(plan.encrypt(&encoder, &encryptor, &x).unwrap())
+        .unwrap();
+    let mut schedule: Vec<(KeyKind, bool)> = Vec::new();
+    let (mut fetched, mut unannounced) = (0usize, Vec::new());
+    for e in rec.events.lock().unwrap().iter() {
+        match e {
+            Event::Announce(list) => {
+                let covered = list
+                    .iter()
+                    .all(|k| schedule.iter().any(|(s, done)| s == k && !done));
+                if !covered {
+                    schedule = list.iter().map(|k| (*k, false)).collect();
+                }
+            }
+            Event::Fetch(k) => {
+                fetched += 1;
+                match schedule.iter_mut().find(|(s, done)| s == k && !*done) {
+                    Some(entry) => entry.1 = true,
+                    None if *k == KeyKind::Relinearization => {}
+                    None => unannounced.push(*k),
+                }
+            }
+        }
+    }
+    assert!(fetched > 20, "{fetched} fetches");
+    assert!(
+        unannounced.is_empty(),
+        "fetched unannounced: {unannounced:?}"
+    );
 }

@@ -7,7 +7,10 @@ use he_core::circuits::bootstrapping::{BootstrapKeys, Bootstrapper, Encapsulatio
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
-use he_core::rlwe::{EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, PublicKey, SecretKey};
+use he_core::rlwe::{
+    galois_element_for_rotation, EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, PublicKey,
+    SecretKey,
+};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -314,32 +317,21 @@ fn int_const(c: f64, scale: f64) -> Result<i64> {
 }
 
 impl Engine {
-    /// Key look-ahead for a store serving the keys, before step `i` runs: an activation
-    /// (products only) holds the relinearization key through the step, so that a store under
-    /// a budget does not evict it between the products; when a bootstrap follows a step that
-    /// rotates nothing, the bootstrap's key sequence is announced now, so that the store reads
-    /// its first transforms' keys during this step (the bootstrap's own announcement then
-    /// finds them pending and keeps the schedule). Returns the held key.
+    /// Key look-ahead for a store serving the keys, before step `i` runs: the keys of steps
+    /// `i..` in the order they will be fetched ([`Self::key_look_ahead`]) are announced, so
+    /// that the store reads the next bootstrap's first keys during the steps before it and the
+    /// next linear layer's rotations during the bootstrap (the bootstrap's and the linear
+    /// transforms' own announcements then find them pending and keep the schedule); an
+    /// activation (products only) holds the relinearization key through the step, so that a
+    /// store under a budget does not evict it between the products. Returns the held key.
     fn hold_keys_for(&self, i: usize) -> Result<Option<Arc<KeySwitchKey>>> {
         let (Some(keys), Some(st)) = (self.eval.key_provider(), self.plan.steps.get(i)) else {
             return Ok(None);
         };
         let products = matches!(st.op, StepOp::Poly { .. } | StepOp::Square)
             && self.plan.needs_relinearization();
-        let bootstrap_next = matches!(
-            self.plan.steps.get(i + 1).map(|s| &s.op),
-            Some(StepOp::Bootstrap { .. })
-        );
-        if let (Some(boot), true, false) = (
-            &self.bootstrapper,
-            bootstrap_next,
-            matches!(st.op, StepOp::Linear(_) | StepOp::Bootstrap { .. }),
-        ) {
-            let mut order = Vec::new();
-            if products {
-                order.push(KeyKind::Relinearization);
-            }
-            order.extend(boot.key_schedule());
+        let order = self.key_look_ahead(i);
+        if !order.is_empty() {
             keys.prefetch_kinds(&order);
         }
         Ok(if products {
@@ -347,6 +339,48 @@ impl Engine {
         } else {
             None
         })
+    }
+
+    /// The evaluation keys of steps `i..` in fetch order: a packed linear layer's rotations,
+    /// an activation's relinearization key, a bootstrap's whole key schedule
+    /// ([`Bootstrapper::key_schedule`]); up to and including the first linear layer after the
+    /// next bootstrap. A store trims it to what its budget can read ahead.
+    pub fn key_look_ahead(&self, i: usize) -> Vec<KeyKind> {
+        let n = self.plan.params.degree();
+        let relin = self.plan.needs_relinearization();
+        let mut out = Vec::new();
+        let mut after_bootstrap = false;
+        for st in self.plan.steps.iter().skip(i) {
+            match (&st.op, &st.packed) {
+                (StepOp::Linear(_), Some(p)) if self.plan.mode == Mode::Latency => {
+                    if let Ok(steps) = p.rotation_steps() {
+                        out.extend(
+                            steps
+                                .into_iter()
+                                .filter(|s| *s != 0)
+                                .map(|s| KeyKind::Galois(galois_element_for_rotation(n, s))),
+                        );
+                    }
+                    if after_bootstrap {
+                        break;
+                    }
+                }
+                (StepOp::Poly { .. } | StepOp::Square, _) if relin => {
+                    out.push(KeyKind::Relinearization);
+                }
+                (StepOp::Bootstrap { .. }, _) => {
+                    if after_bootstrap {
+                        break;
+                    }
+                    if let Some(b) = &self.bootstrapper {
+                        out.extend(b.key_schedule());
+                    }
+                    after_bootstrap = true;
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Builds the engine: in latency mode, encodes every linear layer's blocks as he-core
