@@ -243,10 +243,20 @@ impl Cache {
 
     /// Replaces the access schedule (all streams).
     pub fn set_schedule(&self, keys: Vec<String>) {
-        let mut g = self.lock();
-        g.done = vec![false; keys.len()];
-        g.stream = vec![ScheduleStream::DEFAULT; keys.len()];
-        g.schedule = keys;
+        let streams = vec![ScheduleStream::DEFAULT; keys.len()];
+        self.install(self.lock(), keys, streams);
+    }
+
+    /// Makes `schedule` (with each entry's stream) the schedule, all of it pending.
+    fn install(
+        &self,
+        mut g: MutexGuard<'_, CacheState>,
+        schedule: Vec<String>,
+        streams: Vec<ScheduleStream>,
+    ) {
+        g.done = vec![false; schedule.len()];
+        g.schedule = schedule;
+        g.stream = streams;
         g.cursor = 0;
         g.furthest = 0;
         recompute_window(&mut g);
@@ -257,7 +267,7 @@ impl Cache {
     /// Replaces the pending entries of `stream` by `keys` and keeps the other streams'
     /// pending entries, interleaving the two orders one entry at a time.
     pub fn set_stream_schedule(&self, stream: ScheduleStream, keys: Vec<String>) {
-        let mut g = self.lock();
+        let g = self.lock();
         let start = g.cursor.min(g.schedule.len());
         let others: Vec<(String, ScheduleStream)> = (start..g.schedule.len())
             .filter(|&i| {
@@ -283,14 +293,7 @@ impl Cache {
                 streams.push(stream);
             }
         }
-        g.done = vec![false; schedule.len()];
-        g.schedule = schedule;
-        g.stream = streams;
-        g.cursor = 0;
-        g.furthest = 0;
-        recompute_window(&mut g);
-        drop(g);
-        self.shared.cv.notify_all();
+        self.install(g, schedule, streams);
     }
 
     /// Whether every key is pending in the schedule's window (announced and not fetched yet).
