@@ -268,13 +268,14 @@ impl Cache {
     /// pending entries, interleaving the two orders one entry at a time.
     pub fn set_stream_schedule(&self, stream: ScheduleStream, keys: Vec<String>) {
         let g = self.lock();
-        let start = g.cursor.min(g.schedule.len());
-        let others: Vec<(String, ScheduleStream)> = (start..g.schedule.len())
-            .filter(|&i| {
-                !g.done.get(i).copied().unwrap_or(true)
-                    && g.stream.get(i).is_some_and(|s| *s != stream)
-            })
-            .filter_map(|i| Some((g.schedule.get(i)?.clone(), *g.stream.get(i)?)))
+        let others: Vec<(String, ScheduleStream)> = g
+            .schedule
+            .iter()
+            .zip(&g.done)
+            .zip(&g.stream)
+            .skip(g.cursor)
+            .filter(|((_, done), s)| !**done && **s != stream)
+            .map(|((k, _), s)| (k.clone(), *s))
             .collect();
         let total = others.len() + keys.len();
         let (mut schedule, mut streams) = (Vec::with_capacity(total), Vec::with_capacity(total));
