@@ -54,14 +54,15 @@ fn reset_vm_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Fills a new store at `dir` with the evaluation keys and the plan's encoded weights, one
-/// object at a time; returns the bytes stored.
+/// Fills a new store at `dir` with the evaluation keys, their level-limited variants
+/// ([`Plan::generate_key_variants`]) and the plan's encoded weights, one object at a time;
+/// returns the bytes stored and, of them, the variants' bytes.
 fn fill_store(
     dir: &std::path::Path,
     plan: &Plan,
     keys: &he_nn::exec::Keys,
     weights: bool,
-) -> Result<u64, Box<dyn std::error::Error>> {
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     let _ = std::fs::remove_dir_all(dir);
     let store = Arc::new(Store::create(
         dir,
@@ -76,8 +77,14 @@ fn fill_store(
     if let Ok(k) = set.switching_key(KeyKind::SparseToDense) {
         ks.insert(&k)?;
     }
+    let mut variant_bytes = 0u64;
+    for k in plan.generate_key_variants(&keys.secret)? {
+        ks.insert_level_variant(&k)?;
+        variant_bytes += k.shape().bytes() as u64;
+    }
+    let total = |s: &Store| s.list().iter().map(|o| o.len).sum::<u64>();
     if !weights {
-        return Ok(store.list().iter().map(|o| o.len).sum());
+        return Ok((total(&store), variant_bytes));
     }
     let ws = PmemWeightStore::new(Arc::clone(&store), &plan.params, "w/")?;
     let encoder = Encoder::new(&plan.params)?;
@@ -88,7 +95,7 @@ fn fill_store(
         }
         .map_err(|e| he_nn::NnError::Invalid(e.to_string()))
     })?;
-    Ok(store.list().iter().map(|o| o.len).sum())
+    Ok((total(&store), variant_bytes))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -177,7 +184,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut store_budget = 0u64;
     let mut served: Option<Arc<Store>> = None;
     let engine = if let Some(dir) = &store_dir {
-        let stored = fill_store(dir, &plan, &keys, !on_demand)?;
+        let (stored, variants) = fill_store(dir, &plan, &keys, !on_demand)?;
         // The server holds no evaluation keys of its own from here: the store serves them.
         keys.eval = Arc::new(he_core::rlwe::EvalKeySet::new());
         // Checksums on every map (the store's default), or once per object per process.
@@ -186,14 +193,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             pmem_store::Verify::EveryMap
         };
-        let budget = flag("--budget-mib").map_or(stored / 4, |m| (m as u64) << 20);
+        // A quarter of the keys and weights an all-DRAM engine holds (the variants, which
+        // only the store holds, not counted).
+        let budget = flag("--budget-mib").map_or((stored - variants) / 4, |m| (m as u64) << 20);
         store_budget = budget;
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         println!(
-            "store {}: {:.2} GiB of keys and weights written in {:.1} s; DRAM budget {:.2} GiB",
+            "store {}: {:.2} GiB of keys and weights (and {:.2} GiB of level-limited key \
+             variants) written in {:.1} s; DRAM budget {:.2} GiB",
             dir.display(),
-            stored as f64 / (1u64 << 30) as f64,
+            gib(stored - variants),
+            gib(variants),
             t.elapsed().as_secs_f64(),
-            budget as f64 / (1u64 << 30) as f64
+            gib(budget)
         );
         let store = Arc::new(Store::open(
             dir,

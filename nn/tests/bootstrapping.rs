@@ -6,7 +6,7 @@
 
 use he_core::circuits::bootstrapping::{BootstrapConfig, BootstrapPreset};
 use he_core::ckks::{Decryptor, Encoder, Encryptor};
-use he_core::rlwe::{EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey};
+use he_core::rlwe::{EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, KeyUse};
 use he_nn::network::{Activation, Network};
 use he_nn::plan::{Bootstrapping, StepOp};
 use he_nn::poly::PolyFunction;
@@ -221,17 +221,17 @@ fn bootstrapped_network_agrees_with_the_simulator() {
     assert!(sim_err > 0.0 && sim_err < 2f64.powi(-8));
 }
 
-/// Records what the engine fetches and the orders announced by kind (the engine's per-step
-/// look-ahead and the bootstraps' schedules; the linear transforms' own last-moment
-/// announcements, through `prefetch`, are left out).
+/// Records what the engine fetches (a Galois key with the level asked for) and the orders
+/// announced with levels (the engine's per-step look-ahead and the bootstraps' schedules; the
+/// linear transforms' own last-moment announcements, through `prefetch_at`, are left out).
 struct Recording {
     inner: Arc<EvalKeySet>,
     events: Mutex<Vec<Event>>,
 }
 
 enum Event {
-    Fetch(KeyKind),
-    Announce(Vec<KeyKind>),
+    Fetch(KeyKind, Option<usize>),
+    Announce(Vec<KeyUse>),
 }
 
 impl EvalKeyProvider for Recording {
@@ -244,23 +244,32 @@ impl EvalKeyProvider for Recording {
     fn galois_elements(&self) -> Vec<u64> {
         self.inner.galois_elements()
     }
-    fn switching_key(&self, kind: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
-        self.events.lock().unwrap().push(Event::Fetch(kind));
-        self.inner.switching_key(kind)
-    }
-    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
+    fn galois_key_at(&self, g: u64, level: usize) -> he_core::Result<Arc<KeySwitchKey>> {
         self.events
             .lock()
             .unwrap()
-            .push(Event::Announce(kinds.to_vec()));
+            .push(Event::Fetch(KeyKind::Galois(g), Some(level)));
+        self.inner.galois_key(g)
+    }
+    fn switching_key(&self, kind: KeyKind) -> he_core::Result<Arc<KeySwitchKey>> {
+        self.events.lock().unwrap().push(Event::Fetch(kind, None));
+        self.inner.switching_key(kind)
+    }
+    fn prefetch_uses(&self, uses: &[KeyUse]) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Event::Announce(uses.to_vec()));
     }
 }
 
 /// The engine announces every key ahead of the step that fetches it: replaying the run
 /// against a store's schedule semantics (an announcement replaces the schedule unless all its
 /// keys are pending; a fetch marks the key's first pending entry done), every fetch but the
-/// relinearization key's repeats finds its key pending — the first linear layer's and the
-/// layers' after each bootstrap included, which the bootstraps' own schedules do not cover.
+/// relinearization key's repeats finds its key pending, a Galois key at the level it is
+/// fetched for (what a store with level-limited variants reads ahead) — the first linear
+/// layer's and the layers' after each bootstrap included, which the bootstraps' own
+/// schedules do not cover.
 #[test]
 fn every_key_is_announced_before_its_step() {
     let mut g = Gaussian::new(12);
@@ -280,7 +289,7 @@ fn every_key_is_announced_before_its_step() {
     engine
         .run(plan.encrypt(&encoder, &encryptor, &x).unwrap())
         .unwrap();
-    let mut schedule: Vec<(KeyKind, bool)> = Vec::new();
+    let mut schedule: Vec<(KeyUse, bool)> = Vec::new();
     let (mut fetched, mut unannounced) = (0usize, Vec::new());
     for e in rec.events.lock().unwrap().iter() {
         match e {
@@ -292,12 +301,15 @@ fn every_key_is_announced_before_its_step() {
                     schedule = list.iter().map(|k| (*k, false)).collect();
                 }
             }
-            Event::Fetch(k) => {
+            Event::Fetch(k, level) => {
                 fetched += 1;
-                match schedule.iter_mut().find(|(s, done)| s == k && !*done) {
+                let entry = schedule
+                    .iter_mut()
+                    .find(|(s, done)| s.kind == *k && level.is_none_or(|l| l == s.level) && !*done);
+                match entry {
                     Some(entry) => entry.1 = true,
                     None if *k == KeyKind::Relinearization => {}
-                    None => unannounced.push(*k),
+                    None => unannounced.push((*k, *level)),
                 }
             }
         }

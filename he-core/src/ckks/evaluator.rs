@@ -484,7 +484,7 @@ impl Evaluator {
         if g == 1 {
             return Ok(a.clone());
         }
-        let key = self.keys()?.galois_key(g)?;
+        let key = self.keys()?.galois_key_at(g, a.level())?;
         self.check_key(&key, KeyKind::Galois(g), a.key_id)?;
         let rq = self.params.ring_q();
         let perm = rq.automorphism_eval_permutation(g)?;
@@ -527,7 +527,10 @@ impl Evaluator {
             .map(|s| galois_element_for_rotation(n, *s))
             .collect();
         let keys = self.keys()?;
-        keys.prefetch(&elts.iter().copied().filter(|g| *g != 1).collect::<Vec<_>>());
+        keys.prefetch_at(
+            &elts.iter().copied().filter(|g| *g != 1).collect::<Vec<_>>(),
+            a.level(),
+        );
         let dec = decompose(&self.params, &a.c[1])?;
         let rq = self.params.ring_q();
         let out = elts
@@ -536,7 +539,7 @@ impl Evaluator {
                 if g == 1 {
                     return Ok(a.clone());
                 }
-                let key = keys.galois_key(g)?;
+                let key = keys.galois_key_at(g, a.level())?;
                 self.check_key(&key, KeyKind::Galois(g), a.key_id)?;
                 let perm = rq.automorphism_eval_permutation(g)?;
                 let (k0, k1) = key_switch_decomposed(&self.params, &dec, &key, Some(&perm))?;

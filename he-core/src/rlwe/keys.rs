@@ -401,6 +401,17 @@ impl KeySwitchKey {
     }
 }
 
+/// One use of an evaluation key: which key, and the level of the ciphertext it switches (a
+/// provider with level-limited variants picks the variant by it:
+/// [`EvalKeyProvider::galois_key_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyUse {
+    /// The key.
+    pub kind: KeyKind,
+    /// The level of the ciphertext it is applied to.
+    pub level: usize,
+}
+
 /// Where an evaluator gets its evaluation keys: the seam at which a disk- or PMEM-backed key
 /// store plugs in (after Lattigo's `EvaluationKeySet` interface). Implementations are shared
 /// between threads.
@@ -424,6 +435,29 @@ pub trait EvalKeyProvider: Send + Sync {
             })
             .collect();
         self.prefetch(&galois);
+    }
+    /// The Galois key for `galois_element` to switch a ciphertext at `level`. A provider that
+    /// also holds level-limited variants (a key restricted to levels `0..=L`, smaller and so
+    /// cheaper to read from a store) may return the smallest one with `L >= level`; any key
+    /// it returns must cover `level`. The default returns [`galois_key`](Self::galois_key).
+    /// Evaluators fetch every Galois key through this method.
+    fn galois_key_at(&self, galois_element: u64, level: usize) -> Result<Arc<KeySwitchKey>> {
+        let _ = level;
+        self.galois_key(galois_element)
+    }
+    /// Hint: these Galois keys will be needed soon, in this order, to switch ciphertexts at
+    /// `level` (the level [`galois_key_at`](Self::galois_key_at) will be asked for). The
+    /// default passes them to [`prefetch`](Self::prefetch).
+    fn prefetch_at(&self, galois_elements: &[u64], level: usize) {
+        let _ = level;
+        self.prefetch(galois_elements);
+    }
+    /// Hint: keys of any kind will be needed soon, in this order, each at its level (a
+    /// bootstrap announces its whole sequence: [`KeyUse`]). The default drops the levels and
+    /// passes the kinds to [`prefetch_kinds`](Self::prefetch_kinds).
+    fn prefetch_uses(&self, uses: &[KeyUse]) {
+        let kinds: Vec<KeyKind> = uses.iter().map(|u| u.kind).collect();
+        self.prefetch_kinds(&kinds);
     }
     /// Any key by kind. The default serves relinearization and Galois keys through the methods
     /// above and reports other kinds as missing; providers that hold more kinds override it.

@@ -10,7 +10,7 @@ pub mod secret;
 pub mod storage;
 
 pub use keygen::{galois_element_conjugate, galois_element_for_rotation, EvalKeySet, KeyGenerator};
-pub use keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey, MaxLevel};
+pub use keys::{EvalKeyProvider, KeyKind, KeyShape, KeySwitchKey, KeyUse, MaxLevel};
 pub use ks_cost::{KeySwitching, KsDemand};
 pub use params::{
     Parameters, ParametersIntent, ParametersLiteral, Preset, SecretDistribution, Security,

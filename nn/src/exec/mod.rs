@@ -8,8 +8,8 @@ use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
 use he_core::rlwe::{
-    galois_element_for_rotation, EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, PublicKey,
-    SecretKey,
+    galois_element_for_rotation, EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, KeyUse,
+    PublicKey, SecretKey,
 };
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -113,6 +113,19 @@ impl Plan {
             public,
             eval: Arc::new(eval),
             encapsulation,
+        })
+    }
+
+    /// Level-limited variants of evaluation keys, for a key store to serve where a key is used
+    /// below its full level (`pmem_store::PmemKeyStore::insert_level_variant`): with
+    /// bootstrapping, SlotToCoeff's rotation keys limited to its level
+    /// ([`BootstrapKeys::slots_to_coeff_limited`]); none without. The keys
+    /// [`generate_keys`](Self::generate_keys) makes serve every use without them: an engine
+    /// holding its keys in memory does not need these.
+    pub fn generate_key_variants(&self, secret: &SecretKey) -> Result<Vec<KeySwitchKey>> {
+        Ok(match &self.bootstrap {
+            None => Vec::new(),
+            Some(config) => BootstrapKeys::slots_to_coeff_limited(secret, config)?,
         })
     }
 
@@ -332,7 +345,7 @@ impl Engine {
             && self.plan.needs_relinearization();
         let order = self.key_look_ahead(i);
         if !order.is_empty() {
-            keys.prefetch_kinds(&order);
+            keys.prefetch_uses(&order);
         }
         Ok(if products {
             Some(keys.relinearization_key()?)
@@ -341,11 +354,12 @@ impl Engine {
         })
     }
 
-    /// The evaluation keys of steps `i..` in fetch order: a packed linear layer's rotations,
-    /// an activation's relinearization key, a bootstrap's whole key schedule
-    /// ([`Bootstrapper::key_schedule`]); up to and including the first linear layer after the
+    /// The evaluation keys of steps `i..` in fetch order, each with the level of the
+    /// ciphertext it switches: a packed linear layer's rotations (at its input's level), an
+    /// activation's relinearization key, a bootstrap's whole key schedule
+    /// ([`Bootstrapper::key_uses`]); up to and including the first linear layer after the
     /// next bootstrap. A store trims it to what its budget can read ahead.
-    pub fn key_look_ahead(&self, i: usize) -> Vec<KeyKind> {
+    pub fn key_look_ahead(&self, i: usize) -> Vec<KeyUse> {
         let n = self.plan.params.degree();
         let relin = self.plan.needs_relinearization();
         let mut out = Vec::new();
@@ -353,27 +367,42 @@ impl Engine {
         for st in self.plan.steps.iter().skip(i) {
             match (&st.op, &st.packed) {
                 (StepOp::Linear(_), Some(p)) if self.plan.mode == Mode::Latency => {
-                    if let Ok(steps) = p.rotation_steps() {
+                    // The transforms run at the level above the output's, the folds after
+                    // the rescale, at the output's.
+                    let rotation = |s: i64, level: usize| KeyUse {
+                        kind: KeyKind::Galois(galois_element_for_rotation(n, s)),
+                        level,
+                    };
+                    if let Ok(steps) = p.transform_rotation_steps() {
                         out.extend(
                             steps
                                 .into_iter()
                                 .filter(|s| *s != 0)
-                                .map(|s| KeyKind::Galois(galois_element_for_rotation(n, s))),
+                                .map(|s| rotation(s, st.level + 1)),
                         );
                     }
+                    out.extend(
+                        p.fold_steps
+                            .iter()
+                            .filter(|s| **s != 0)
+                            .map(|&s| rotation(s, st.level)),
+                    );
                     if after_bootstrap {
                         break;
                     }
                 }
                 (StepOp::Poly { .. } | StepOp::Square, _) if relin => {
-                    out.push(KeyKind::Relinearization);
+                    out.push(KeyUse {
+                        kind: KeyKind::Relinearization,
+                        level: st.level,
+                    });
                 }
                 (StepOp::Bootstrap { .. }, _) => {
                     if after_bootstrap {
                         break;
                     }
                     if let Some(b) = &self.bootstrapper {
-                        out.extend(b.key_schedule());
+                        out.extend(b.key_uses());
                     }
                     after_bootstrap = true;
                 }

@@ -444,11 +444,19 @@ impl PackedLinear {
     /// The rotation steps this layer needs keys for: those of each block's linear transform
     /// ([`rotations_for`], exactly what evaluation uses) and the folds.
     pub fn rotation_steps(&self) -> Result<BTreeSet<i64>> {
+        let mut s = self.transform_rotation_steps()?;
+        s.extend(self.fold_steps.iter().copied());
+        Ok(s)
+    }
+
+    /// The rotation steps of the blocks' linear transforms alone, applied at the layer's
+    /// input level (the folds, [`fold_steps`](Self::fold_steps), come after the rescale, one
+    /// level lower).
+    pub fn transform_rotation_steps(&self) -> Result<BTreeSet<i64>> {
         let mut s = BTreeSet::new();
         for b in &self.blocks {
             s.extend(rotations_for(&b.diagonals, self.baby_steps())?);
         }
-        s.extend(self.fold_steps.iter().copied());
         Ok(s)
     }
 

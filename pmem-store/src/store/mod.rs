@@ -297,6 +297,21 @@ impl Store {
         self.inner.read_index().objects.contains_key(key)
     }
 
+    /// The index entries of the objects whose key starts with `prefix`, sorted by key (a
+    /// range of the index: no mapping, no scan of the other objects).
+    pub fn list_prefix(&self, prefix: &str) -> Vec<ObjectInfo> {
+        self.inner
+            .read_index()
+            .objects
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// All objects, sorted by key.
     pub fn list(&self) -> Vec<ObjectInfo> {
         self.inner.read_index().objects.values().cloned().collect()

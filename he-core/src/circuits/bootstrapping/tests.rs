@@ -164,11 +164,33 @@ fn bootstrap_sparse_slots_n12() {
     }
 }
 
-/// A provider that records every key fetch and prefetch announcement.
+/// A provider that records every key fetch (a Galois key's with the level asked for) and
+/// every announcement, and serves a Galois key's level-limited variant where one covers the
+/// level asked for.
 struct Recording {
     inner: EvalKeySet,
-    fetched: std::sync::Mutex<Vec<KeyKind>>,
-    announced: std::sync::Mutex<Vec<Vec<KeyKind>>>,
+    variants: std::collections::BTreeMap<u64, Arc<crate::rlwe::KeySwitchKey>>,
+    fetched: std::sync::Mutex<Vec<(KeyKind, Option<usize>)>>,
+    announced: std::sync::Mutex<Vec<Vec<KeyUse>>>,
+    variants_served: std::sync::atomic::AtomicUsize,
+}
+
+impl Recording {
+    fn new(inner: EvalKeySet, variants: Vec<crate::rlwe::KeySwitchKey>) -> Self {
+        Self {
+            inner,
+            variants: variants
+                .into_iter()
+                .filter_map(|k| match k.kind() {
+                    KeyKind::Galois(g) => Some((g, Arc::new(k))),
+                    _ => None,
+                })
+                .collect(),
+            fetched: Default::default(),
+            announced: Default::default(),
+            variants_served: Default::default(),
+        }
+    }
 }
 
 impl EvalKeyProvider for Recording {
@@ -178,22 +200,37 @@ impl EvalKeyProvider for Recording {
     fn galois_key(&self, g: u64) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
         self.switching_key(KeyKind::Galois(g))
     }
+    fn galois_key_at(&self, g: u64, level: usize) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
+        self.fetched
+            .lock()
+            .unwrap()
+            .push((KeyKind::Galois(g), Some(level)));
+        match self.variants.get(&g) {
+            Some(v) if v.shape().q_limbs > level => {
+                self.variants_served
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(v.clone())
+            }
+            _ => self.inner.galois_key(g),
+        }
+    }
     fn galois_elements(&self) -> Vec<u64> {
         self.inner.galois_elements()
     }
     fn switching_key(&self, kind: KeyKind) -> Result<Arc<crate::rlwe::KeySwitchKey>> {
-        self.fetched.lock().unwrap().push(kind);
+        self.fetched.lock().unwrap().push((kind, None));
         self.inner.switching_key(kind)
     }
-    fn prefetch_kinds(&self, kinds: &[KeyKind]) {
-        self.announced.lock().unwrap().push(kinds.to_vec());
+    fn prefetch_uses(&self, uses: &[KeyUse]) {
+        self.announced.lock().unwrap().push(uses.to_vec());
     }
 }
 
-/// `key_schedule` is what a bootstrap fetches, in an order a store can follow: every fetch
+/// `key_uses` is what a bootstrap fetches, in an order a store can follow: every fetch
 /// (the relinearization key's repeats in EvalMod aside) matches an unmatched schedule entry of
-/// the same key at most 64 entries (the store's slack) behind the furthest matched one, and
-/// every entry is matched; the bootstrap announces the schedule before its first fetch.
+/// the same key (and, for a Galois key, the same level) at most 64 entries (the store's
+/// slack) behind the furthest matched one, and every entry is matched; the bootstrap
+/// announces the schedule before its first fetch. `key_schedule` is its keys.
 #[test]
 fn key_schedule_is_the_fetch_order() {
     for log_slots in [6u32, 11] {
@@ -202,13 +239,13 @@ fn key_schedule_is_the_fetch_order() {
         let params = config.parameters().unwrap();
         let sk = SecretKey::generate(&params).unwrap();
         let keys = BootstrapKeys::generate(&sk, &config).unwrap();
-        let rec = Arc::new(Recording {
-            inner: keys.eval_keys,
-            fetched: Default::default(),
-            announced: Default::default(),
-        });
+        let rec = Arc::new(Recording::new(keys.eval_keys, Vec::new()));
         let bs = Bootstrapper::new(&params, &config, rec.clone(), keys.encapsulation).unwrap();
-        let schedule = bs.key_schedule();
+        let schedule = bs.key_uses();
+        assert_eq!(
+            bs.key_schedule(),
+            schedule.iter().map(|u| u.kind).collect::<Vec<_>>()
+        );
         let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
         let ecd = Encoder::new(&params).unwrap();
         let ct = enc
@@ -219,7 +256,7 @@ fn key_schedule_is_the_fetch_order() {
         let fetched = rec.fetched.lock().unwrap().clone();
         let mut matched = vec![false; schedule.len()];
         let (mut furthest, mut relin_seen) = (0usize, false);
-        for kind in fetched {
+        for (kind, level) in fetched {
             if kind == KeyKind::Relinearization {
                 if relin_seen {
                     continue;
@@ -227,8 +264,14 @@ fn key_schedule_is_the_fetch_order() {
                 relin_seen = true;
             }
             let at = (0..schedule.len())
-                .find(|&i| !matched[i] && schedule[i] == kind)
-                .unwrap_or_else(|| panic!("{kind:?} fetched but not (or no more) in the schedule"));
+                .find(|&i| {
+                    !matched[i]
+                        && schedule[i].kind == kind
+                        && level.is_none_or(|l| l == schedule[i].level)
+                })
+                .unwrap_or_else(|| {
+                    panic!("{kind:?} at {level:?} fetched but not (or no more) in the schedule")
+                });
             assert!(at + 64 >= furthest, "{kind:?} at {at}, furthest {furthest}");
             matched[at] = true;
             furthest = furthest.max(at);
@@ -236,4 +279,64 @@ fn key_schedule_is_the_fetch_order() {
         assert!(matched.iter().all(|m| *m), "schedule entries never fetched");
         assert!(schedule.len() > 10, "{} keys", schedule.len());
     }
+}
+
+/// SlotToCoeff served by its level-limited variants (`slots_to_coeff_limited`): every one of
+/// its rotations fetches the variant (fewer digits and limbs than the full key, which
+/// CoeffToSlot still fetches), and the bootstrap keeps its precision.
+#[test]
+fn slots_to_coeff_runs_on_level_limited_keys() {
+    let config = BootstrapConfig::preset(BootstrapPreset::N12InsecureForTesting);
+    let params = config.parameters().unwrap();
+    let sk = SecretKey::generate(&params).unwrap();
+    let keys = BootstrapKeys::generate(&sk, &config).unwrap();
+    let level = Bootstrapper::slots_to_coeff_level(&config);
+    let variants = BootstrapKeys::slots_to_coeff_limited(&sk, &config).unwrap();
+    let full = keys.eval_keys.bytes();
+    for v in &variants {
+        assert_eq!(v.shape().q_limbs, level + 1);
+        let KeyKind::Galois(g) = v.kind() else {
+            panic!("{:?}", v.kind())
+        };
+        let f = keys.eval_keys.galois_key(g).unwrap();
+        assert!(v.shape().bytes() < f.shape().bytes());
+    }
+    let rec = Arc::new(Recording::new(keys.eval_keys, variants));
+    let bs = Bootstrapper::new(&params, &config, rec.clone(), keys.encapsulation).unwrap();
+    // Every SlotToCoeff use is at a level the variants cover; CoeffToSlot's are above it.
+    let uses = bs.key_uses();
+    let stc_uses = uses
+        .iter()
+        .filter(|u| matches!(u.kind, KeyKind::Galois(_)) && u.level <= level)
+        .count();
+    assert!(stc_uses > 0 && stc_uses < uses.len());
+    let ecd = Encoder::new(&params).unwrap();
+    let enc = Encryptor::new(&params, PublicKey::generate(&sk).unwrap()).unwrap();
+    let mut prng = Prng::from_seed([9; 32]);
+    let z = uniform(&mut prng, params.slots());
+    let ct = enc
+        .encrypt(&ecd.encode_complex(&z, 0, params.default_scale()).unwrap())
+        .unwrap();
+    let out = bs.bootstrap(&ct).unwrap();
+    let served = rec
+        .variants_served
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let stc_fetches = rec
+        .fetched
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, l)| matches!(k, KeyKind::Galois(_)) && l.is_some_and(|l| l <= level))
+        .count();
+    assert_eq!(served, stc_fetches);
+    assert!(
+        served >= stc_uses,
+        "{served} variants served, {stc_uses} uses"
+    );
+    let got = ecd
+        .decode_complex(&Decryptor::new(&sk).decrypt(&out).unwrap())
+        .unwrap();
+    let s = PrecisionStats::compare_complex(&z, &got);
+    println!("bootstrap N=2^12, SlotToCoeff on limited keys ({full} B of full keys): {s:?}");
+    assert!(s.mean_bits > 20.0, "{s:?}");
 }

@@ -322,7 +322,7 @@ impl Evaluator {
             .par_iter()
             .map(|&j| -> Result<(usize, CiphertextQP)> {
                 let g = galois_element_for_rotation(n, j as i64);
-                let key = keys.galois_key(g)?;
+                let key = keys.galois_key_at(g, ct.level())?;
                 self.check_key(&key, crate::rlwe::KeyKind::Galois(g), ct.key_id())?;
                 let perm = rq.automorphism_eval_permutation(g)?;
                 let [mut u0, u1] = key_switch_decomposed_qp(params, dec, &key, Some(&perm))?;
@@ -397,7 +397,7 @@ impl Evaluator {
             })
             .chain(giant_elts.iter().copied().filter(|g| *g != 1))
             .collect();
-        keys.prefetch(&wanted);
+        keys.prefetch_at(&wanted, sh.level);
 
         // 1. Hoisted baby steps of every input this part reads (computed once, kept).
         for (input, js) in inputs.iter_mut().zip(&baby) {
@@ -460,7 +460,7 @@ impl Evaluator {
             Ok(self.new_ct(vec![c0?, c1?], scale, key_id))
         };
         let rotate = |p: &Ciphertext, g: u64| -> Result<[PolyQP; 2]> {
-            let key = keys.galois_key(g)?;
+            let key = keys.galois_key_at(g, p.level())?;
             self.check_key(&key, crate::rlwe::KeyKind::Galois(g), key_id)?;
             let perm = rq.automorphism_eval_permutation(g)?;
             let dec = decompose(params, &p.c[1])?;
