@@ -245,3 +245,35 @@ pub(crate) fn io_err(
     let path = path.into();
     move |source| StoreError::Io { op, path, source }
 }
+
+/// Maps a store error met while serving the object `name` of kind `want` to he-core's error
+/// type, for the providers that serve objects to he-core (`PmemWeightStore`, `PmemSpill`):
+/// absent → [`he_core::Error::MissingObject`], another kind →
+/// [`he_core::Error::ObjectKindMismatch`], other parameters →
+/// [`he_core::Error::ParameterMismatch`], a blob that does not decode → he-core's own error;
+/// I/O and integrity failures travel as [`he_core::Error::Storage`] with the store's full
+/// message, prefixed by `provider`.
+pub(crate) fn object_error_to_core(
+    e: StoreError,
+    name: &str,
+    want: ObjectType,
+    provider: &str,
+) -> he_core::Error {
+    match e {
+        StoreError::NotFound { key, path } => he_core::Error::MissingObject {
+            kind: want,
+            name: name.to_string(),
+            reason: format!("no object {key:?} in the store {}", path.display()),
+        },
+        StoreError::TypeMismatch { found, .. } => he_core::Error::ObjectKindMismatch {
+            name: name.to_string(),
+            expected: want,
+            found,
+        },
+        StoreError::ParamsMismatch {
+            expected, found, ..
+        } => he_core::Error::ParameterMismatch { expected, found },
+        StoreError::Undecodable { source, .. } | StoreError::Core(source) => source,
+        other => he_core::Error::Storage(format!("{provider}: {other}")),
+    }
+}

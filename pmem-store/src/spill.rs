@@ -94,18 +94,7 @@ impl PmemSpill {
 }
 
 fn to_core(e: StoreError, name: &str) -> he_core::Error {
-    match e {
-        StoreError::NotFound { key, path } => he_core::Error::MissingObject {
-            kind: ObjectKind::Ciphertext,
-            name: name.to_string(),
-            reason: format!("no object {key:?} in the store {}", path.display()),
-        },
-        StoreError::ParamsMismatch {
-            expected, found, ..
-        } => he_core::Error::ParameterMismatch { expected, found },
-        StoreError::Undecodable { source, .. } | StoreError::Core(source) => source,
-        other => he_core::Error::Storage(format!("pmem spill: {other}")),
-    }
+    crate::error::object_error_to_core(e, name, ObjectKind::Ciphertext, "pmem spill")
 }
 
 impl CiphertextSpill for PmemSpill {

@@ -236,28 +236,9 @@ impl PmemWeightStore {
     }
 }
 
-/// Maps a store error to `he-core`'s: a missing object and a type mismatch to their typed
-/// `he-core` counterparts, a parameter mismatch to [`he_core::Error::ParameterMismatch`], a
-/// decoding failure to `he-core`'s own reason, the rest (I/O, corruption, budget) to
-/// [`he_core::Error::Storage`] with the store's full message.
+/// The weight store's mapping of store errors ([`crate::error::object_error_to_core`]).
 fn to_core(e: StoreError, name: &str, want: ObjectType) -> he_core::Error {
-    match e {
-        StoreError::NotFound { key, path } => he_core::Error::MissingObject {
-            kind: want,
-            name: name.to_string(),
-            reason: format!("no object {key:?} in the store {}", path.display()),
-        },
-        StoreError::TypeMismatch { found, .. } => he_core::Error::ObjectKindMismatch {
-            name: name.to_string(),
-            expected: want,
-            found,
-        },
-        StoreError::ParamsMismatch {
-            expected, found, ..
-        } => he_core::Error::ParameterMismatch { expected, found },
-        StoreError::Undecodable { source, .. } | StoreError::Core(source) => source,
-        other => he_core::Error::Storage(format!("pmem weight store: {other}")),
-    }
+    crate::error::object_error_to_core(e, name, want, "pmem weight store")
 }
 
 impl WeightProvider for PmemWeightStore {

@@ -3,41 +3,24 @@
 
 use crate::error::{shape_err, NnError, Result};
 use crate::plan::{Mode, PackedLayout, PackedLinear, Plan, StepOp};
-use he_core::circuits::bootstrapping::{BootstrapKeys, Bootstrapper, EncapsulationKey};
+use he_core::circuits::bootstrapping::{Bootstrapper, EncapsulationKey};
 use he_core::circuits::lintrans::LinearTransform;
 use he_core::circuits::polynomial::PolynomialEvaluator;
 use he_core::ckks::{Ciphertext, Decryptor, Encoder, Encryptor, Evaluator, Plaintext};
-use he_core::rlwe::{
-    galois_element_for_rotation, EvalKeyProvider, EvalKeySet, KeyKind, KeySwitchKey, KeyUse,
-    PublicKey, SecretKey,
-};
+use he_core::rlwe::{EvalKeyProvider, KeyUse};
 use rayon::prelude::*;
 use std::sync::Arc;
 
 mod batch;
+mod keys;
 mod spill;
 mod weights;
+
+pub use keys::Keys;
 
 pub use spill::SpillStats;
 use weights::WeightSource;
 pub use weights::{EncodeOnDemand, EncodedWeight};
-
-/// The keys of a plan: secret (client), public (client), evaluation keys (server) —
-/// relinearization if the plan multiplies ciphertexts, and Galois keys for exactly the plan's
-/// rotation steps; with bootstrapping also its keys (conjugation, the DFTs' rotations, the
-/// sparse-to-dense key) and the encapsulation key.
-#[derive(Debug)]
-pub struct Keys {
-    /// Secret key.
-    pub secret: SecretKey,
-    /// Public key.
-    pub public: PublicKey,
-    /// Evaluation keys.
-    pub eval: Arc<EvalKeySet>,
-    /// The dense-to-sparse encapsulation key of a bootstrapping plan whose configuration
-    /// uses a sparse ephemeral secret (server side, with the evaluation keys).
-    pub encapsulation: Option<EncapsulationKey>,
-}
 
 /// How an [`EncryptedTensor`] is packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,57 +61,6 @@ impl EncryptedTensor {
 }
 
 impl Plan {
-    /// Generates the secret, public and evaluation keys this plan needs (and no others).
-    pub fn generate_keys(&self) -> Result<Keys> {
-        let secret = SecretKey::generate(&self.params)?;
-        let public = PublicKey::generate(&secret)?;
-        let (eval, encapsulation) = match &self.bootstrap {
-            None => (
-                EvalKeySet::generate(
-                    &secret,
-                    self.needs_relinearization(),
-                    &self.rotation_steps,
-                    false,
-                )?,
-                None,
-            ),
-            Some(config) => {
-                // Bootstrapping's own keys, then the plan's rotations it does not have.
-                let BootstrapKeys {
-                    mut eval_keys,
-                    encapsulation,
-                } = BootstrapKeys::generate(&secret, config)?;
-                // The network's own rotations (those bootstrapping lacks) run at levels
-                // <= top_level only.
-                let top = he_core::rlwe::MaxLevel::new(self.top_level);
-                let kg = he_core::rlwe::KeyGenerator::new(&secret);
-                for k in kg.rotation_keys_up_to(&self.level_limited_rotations, top)? {
-                    eval_keys.insert(k);
-                }
-                (eval_keys, encapsulation)
-            }
-        };
-        Ok(Keys {
-            secret,
-            public,
-            eval: Arc::new(eval),
-            encapsulation,
-        })
-    }
-
-    /// Level-limited variants of evaluation keys, for a key store to serve where a key is used
-    /// below its full level (`pmem_store::PmemKeyStore::insert_level_variant`): with
-    /// bootstrapping, SlotToCoeff's rotation keys limited to its level
-    /// ([`BootstrapKeys::slots_to_coeff_limited`]); none without. The keys
-    /// [`generate_keys`](Self::generate_keys) makes serve every use without them: an engine
-    /// holding its keys in memory does not need these.
-    pub fn generate_key_variants(&self, secret: &SecretKey) -> Result<Vec<KeySwitchKey>> {
-        Ok(match &self.bootstrap {
-            None => Vec::new(),
-            Some(config) => BootstrapKeys::slots_to_coeff_limited(secret, config)?,
-        })
-    }
-
     /// Encrypts inputs (flat, input length each): a batch of up to `N/2` in throughput mode,
     /// exactly one in latency mode.
     pub fn encrypt(
@@ -314,6 +246,8 @@ pub struct Engine {
     weights: WeightSource,
     /// The bootstrapper of a plan with bootstrap steps.
     bootstrapper: Option<Bootstrapper>,
+    /// The keys each step fetches, with their levels ([`Engine::key_look_ahead`]).
+    key_uses: Vec<Vec<KeyUse>>,
     /// Where values held between steps go when they exceed a budget.
     spill: Option<spill::Spill>,
 }
@@ -330,88 +264,6 @@ fn int_const(c: f64, scale: f64) -> Result<i64> {
 }
 
 impl Engine {
-    /// Key look-ahead for a store serving the keys, before step `i` runs: the keys of steps
-    /// `i..` in the order they will be fetched ([`Self::key_look_ahead`]) are announced, so
-    /// that the store reads the next bootstrap's first keys during the steps before it and the
-    /// next linear layer's rotations during the bootstrap (the bootstrap's and the linear
-    /// transforms' own announcements then find them pending and keep the schedule); an
-    /// activation (products only) holds the relinearization key through the step, so that a
-    /// store under a budget does not evict it between the products. Returns the held key.
-    fn hold_keys_for(&self, i: usize) -> Result<Option<Arc<KeySwitchKey>>> {
-        let (Some(keys), Some(st)) = (self.eval.key_provider(), self.plan.steps.get(i)) else {
-            return Ok(None);
-        };
-        let products = matches!(st.op, StepOp::Poly { .. } | StepOp::Square)
-            && self.plan.needs_relinearization();
-        let order = self.key_look_ahead(i);
-        if !order.is_empty() {
-            keys.prefetch_uses(&order);
-        }
-        Ok(if products {
-            Some(keys.relinearization_key()?)
-        } else {
-            None
-        })
-    }
-
-    /// The evaluation keys of steps `i..` in fetch order, each with the level of the
-    /// ciphertext it switches: a packed linear layer's rotations (at its input's level), an
-    /// activation's relinearization key, a bootstrap's whole key schedule
-    /// ([`Bootstrapper::key_uses`]); up to and including the first linear layer after the
-    /// next bootstrap. A store trims it to what its budget can read ahead.
-    pub fn key_look_ahead(&self, i: usize) -> Vec<KeyUse> {
-        let n = self.plan.params.degree();
-        let relin = self.plan.needs_relinearization();
-        let mut out = Vec::new();
-        let mut after_bootstrap = false;
-        for st in self.plan.steps.iter().skip(i) {
-            match (&st.op, &st.packed) {
-                (StepOp::Linear(_), Some(p)) if self.plan.mode == Mode::Latency => {
-                    // The transforms run at the level above the output's, the folds after
-                    // the rescale, at the output's.
-                    let rotation = |s: i64, level: usize| KeyUse {
-                        kind: KeyKind::Galois(galois_element_for_rotation(n, s)),
-                        level,
-                    };
-                    if let Ok(steps) = p.transform_rotation_steps() {
-                        out.extend(
-                            steps
-                                .into_iter()
-                                .filter(|s| *s != 0)
-                                .map(|s| rotation(s, st.level + 1)),
-                        );
-                    }
-                    out.extend(
-                        p.fold_steps
-                            .iter()
-                            .filter(|s| **s != 0)
-                            .map(|&s| rotation(s, st.level)),
-                    );
-                    if after_bootstrap {
-                        break;
-                    }
-                }
-                (StepOp::Poly { .. } | StepOp::Square, _) if relin => {
-                    out.push(KeyUse {
-                        kind: KeyKind::Relinearization,
-                        level: st.level,
-                    });
-                }
-                (StepOp::Bootstrap { .. }, _) => {
-                    if after_bootstrap {
-                        break;
-                    }
-                    if let Some(b) = &self.bootstrapper {
-                        out.extend(b.key_uses());
-                    }
-                    after_bootstrap = true;
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
     /// Builds the engine: in latency mode, encodes every linear layer's blocks as he-core
     /// [`LinearTransform`]s at the layer's input level and scale, and the biases and added
     /// constants at their levels and scales, so that a run encodes nothing. A plan with
@@ -469,6 +321,11 @@ impl Engine {
             _ => None,
         };
         let eval = Evaluator::with_keys(&plan.params, keys)?;
+        let key_uses = plan
+            .steps
+            .iter()
+            .map(|st| Self::step_key_uses(plan, bootstrapper.as_ref(), st))
+            .collect();
         let weights = match weights {
             Some(p) => WeightSource::Provided(p),
             None => {
@@ -485,6 +342,7 @@ impl Engine {
             eval,
             weights,
             bootstrapper,
+            key_uses,
             spill: None,
         })
     }
