@@ -15,9 +15,9 @@ use he_core::Error;
 use pmem_store::{PmemKeyStore, Store, StoreConfig};
 use std::sync::Arc;
 
-#[test]
-fn level_limited_keys_round_trip_and_serve_their_levels() {
-    let params = Parameters::new(ParametersLiteral {
+/// N = 2^10, 7 Q-primes, 2 P-primes, alpha 2 (insecure, for tests).
+fn params() -> Arc<Parameters> {
+    Parameters::new(ParametersLiteral {
         log_n: 10,
         log_q: vec![55, 45, 45, 45, 45, 45, 45],
         log_p: vec![60, 60],
@@ -26,7 +26,12 @@ fn level_limited_keys_round_trip_and_serve_their_levels() {
         secret: SecretDistribution::UniformTernary,
         security: Security::InsecureForTesting,
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn level_limited_keys_round_trip_and_serve_their_levels() {
+    let params = params();
     let steps = [1i64, 2, -3];
     let sk = SecretKey::generate(&params).unwrap();
     let full = KeyGenerator::new(&sk).rotation_keys(&steps, false).unwrap();
@@ -110,16 +115,7 @@ fn level_limited_keys_round_trip_and_serve_their_levels() {
 /// variant.
 #[test]
 fn level_variants_serve_the_levels_they_cover() {
-    let params = Parameters::new(ParametersLiteral {
-        log_n: 10,
-        log_q: vec![55, 45, 45, 45, 45, 45, 45],
-        log_p: vec![60, 60],
-        alpha: Some(2),
-        log_scale: 45.0,
-        secret: SecretDistribution::UniformTernary,
-        security: Security::InsecureForTesting,
-    })
-    .unwrap();
+    let params = params();
     let steps = [1i64, -3];
     let sk = SecretKey::generate(&params).unwrap();
     let kg = KeyGenerator::new(&sk);
