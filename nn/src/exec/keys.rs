@@ -109,8 +109,8 @@ impl Engine {
     /// The evaluation keys of steps `i..` in fetch order, each with the level of the
     /// ciphertext it switches: a packed linear layer's rotations (at its input's level), an
     /// activation's relinearization key, a bootstrap's whole key schedule
-    /// ([`Bootstrapper::key_uses`]); up to and including the first linear layer after the
-    /// next bootstrap. A store trims it to what its budget can read ahead. Each step's own
+    /// ([`Bootstrapper::key_uses`]); up to and including the first linear layer with
+    /// rotations after the next bootstrap. A store trims it to what its budget can read ahead. Each step's own
     /// uses are computed once, when the engine is built.
     pub fn key_look_ahead(&self, i: usize) -> Vec<KeyUse> {
         let mut out = Vec::new();

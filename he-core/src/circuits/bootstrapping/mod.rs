@@ -115,13 +115,8 @@ impl BootstrapKeys {
         let params = sk.params();
         config.check(params)?;
         let [_, stc] = Bootstrapper::diagonals(params, config)?;
-        let mut steps = Vec::new();
-        for d in &stc {
-            steps.extend(rotations_for(d, BabySteps::Auto)?);
-        }
-        steps.sort_unstable();
-        steps.dedup();
-        steps.retain(|s| *s != 0);
+        // Repeats and the identity are dropped by the key generator.
+        let steps = Bootstrapper::factor_rotations(&stc)?;
         let level = MaxLevel::new(Bootstrapper::slots_to_coeff_level(config));
         KeyGenerator::new(sk).rotation_keys_up_to(&steps, level)
     }
@@ -293,11 +288,19 @@ impl Bootstrapper {
         [cts, stc]: &[Vec<Diagonals>; 2],
     ) -> Result<Vec<i64>> {
         let mut r = Self::sub_sum_steps(params, config);
-        for d in cts.iter().chain(stc) {
-            r.extend(rotations_for(d, BabySteps::Auto)?);
-        }
+        r.extend(Self::factor_rotations(cts.iter().chain(stc))?);
         r.sort_unstable();
         r.dedup();
+        Ok(r)
+    }
+
+    /// The rotation steps the BSGS evaluation of DFT factors uses (in factor order, with
+    /// repeats).
+    fn factor_rotations<'a>(factors: impl IntoIterator<Item = &'a Diagonals>) -> Result<Vec<i64>> {
+        let mut r = Vec::new();
+        for d in factors {
+            r.extend(rotations_for(d, BabySteps::Auto)?);
+        }
         Ok(r)
     }
 
